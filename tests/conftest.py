@@ -1,0 +1,89 @@
+"""Shared fixtures: a fresh database per test on SQLite and, when configured, PostgreSQL."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import models
+from duban.db import get_engine, reset_engines, session_scope
+from tasks.policy_store import forget_policies
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("DUBAN_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def _worker_pg_url() -> str:
+    """One PostgreSQL database per pytest-xdist worker, created on first use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = make_url(PG_URL)
+    name = f"{url.database}_duban_{worker}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+_SCHEMA_READY: set[str] = set()
+
+
+def _empty(engine) -> None:
+    """Fresh tables: created once per database, then truncated (much faster on PostgreSQL)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name != "postgresql" or url not in _SCHEMA_READY:
+        models.Base.metadata.drop_all(engine)
+        models.Base.metadata.create_all(engine)
+        _SCHEMA_READY.add(url)
+        return
+    tables = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, monkeypatch) -> Iterator[str]:
+    """A migrated, empty database; DUBAN_DATABASE_URL points at it for the test and its subprocesses."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'duban.db'}"
+    else:
+        url = _worker_pg_url()
+    monkeypatch.setenv("DUBAN_DATABASE_URL", url)
+    reset_engines()
+    forget_policies()
+    _empty(get_engine(url))
+    yield url
+    reset_engines()
+    forget_policies()
+
+
+@pytest.fixture
+def directory(db_url) -> str:
+    """The demo directory loaded into the test database."""
+    from tasks.directory import load_directory
+
+    with session_scope() as session:
+        load_directory(session=session, path=ROOT / "duban" / "data" / "directory.yaml")
+    return db_url
+
+
+@pytest.fixture
+def pg_admin_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database for tests of migrations (skipped only without PostgreSQL)."""
+    if not PG_URL:
+        pytest.skip("DUBAN_TEST_POSTGRES_URL is not set; .ci/run sets it")
+    url = make_url(PG_URL)
+    name = f"{url.database}_migrate_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
