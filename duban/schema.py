@@ -27,5 +27,5 @@ def migrate(url: str | None = None) -> None:
     with engine.connect() as connection:
         config = alembic_config(url)
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
         connection.commit()
