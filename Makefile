@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install init bench clean
+.PHONY: run test install init bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,16 @@ init: install
 	$(BIN)/duban init
 	$(BIN)/duban directory load
 
+# The demo: Prefect server, duban serve and a simulated stream of items on the minutes-long demo policy.
 run: init
-	$(BIN)/duban policy check
-	$(BIN)/duban summary
+	DUBAN_POLICY_FILE=policy.demo.yaml $(BIN)/duban policy check
+	DUBAN_POLICY_FILE=policy.demo.yaml $(BIN)/duban demo --items 200 --feed-s 300
 
-test: install
+# The unit portal's browser tests drive Debian's Chromium; a CJK font keeps their screenshots readable.
+chromium:
+	test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-zenhei; }
+
+test: install chromium
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install

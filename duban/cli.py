@@ -15,8 +15,8 @@ directory_app = typer.Typer(help="The city's districts, categories and units.", 
 policy_app = typer.Typer(help="policy.yaml: time limits, routing, escalation, stages.", no_args_is_help=True)
 app.add_typer(directory_app, name="directory")
 app.add_typer(policy_app, name="policy")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_DIRECTORY = Path(__file__).resolve().parent / "data" / "directory.yaml"
 
@@ -97,16 +97,27 @@ def _reference_problems(policy) -> list[str]:
 
 
 @policy_app.command("show")
-def policy_show() -> None:
-    """Print the policy in force and its version."""
+def policy_show(number: int = typer.Option(None, "--version", min=0,
+                                           help="an applied version (default: current)")) -> None:
+    """Print the policy in force (or version N) and its version."""
     from duban.db import session_scope
     from tasks.policy_store import current_policy
 
+    if number is not None:
+        from tasks.policy_admin import version_text
+
+        try:
+            with session_scope(readonly=True) as session:
+                console.print(version_text(session=session, number=number), markup=False, highlight=False,
+                              soft_wrap=True)
+        except DubanError as exc:
+            fail(str(exc))
+        return
     with session_scope(readonly=True) as session:
         in_force = current_policy(session)
     console.print(f"# policy version {in_force.version} ({in_force.policy.name}), "
                   f"hash {in_force.policy.content_hash()[:12]}")
-    console.print(in_force.policy.source_text, markup=False, highlight=False)
+    console.print(in_force.policy.source_text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _safe_url(url: str) -> str:
@@ -134,3 +145,10 @@ def summary() -> None:
         by_status = session.execute(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all()
         console.print("work orders: " + (", ".join(f"{s} {n}" for s, n in sorted(by_status)) or "none yet"))
         console.print(f"notices: {count(Notification)}; supervision cases: {count(SupervisionCase)}")
+import duban.cli_lifecycle  # noqa: E402,F401
+import duban.cli_supervision  # noqa: E402,F401
+import duban.cli_notify  # noqa: E402,F401
+import duban.cli_intake  # noqa: E402,F401
+import duban.cli_admin  # noqa: E402,F401
+import duban.cli_accounts  # noqa: E402,F401
+import duban.cli_history  # noqa: E402,F401

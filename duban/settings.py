@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     policy_file: Path = Field(default=ROOT / "policy.yaml", description="policy.yaml used until one is applied")
     city_code: str = Field(default="ZZ", min_length=2, max_length=4, pattern=r"^[A-Z]+$",
                            description="prefix of work-order numbers, e.g. ZZ20210314-000123")
+    city_name_zh: str = Field(default="株洲市", min_length=1, max_length=40,
+                              description="the city's name as reports print it in Chinese")
+    city_name_en: str = Field(default="Zhuzhou", min_length=1, max_length=80,
+                              description="the city's name as reports print it in English")
     environment: str = Field(default="demo", pattern=r"^(demo|test|staging|production)$",
                              description="demo, test, staging or production")
 
@@ -38,6 +42,19 @@ class Settings(BaseSettings):
         default=None, description="outside production, send every notice to this one inbox instead"
     )
     mail_sink_dir: Path = Field(default=ROOT / "var" / "mail", description="where the demo SMTP sink stores mail")
+    smtp_timeout_s: float = Field(default=30, gt=0, le=300, description="SMTP connect and reply timeout (seconds)")
+    relay_batch_size: int = Field(default=200, ge=1, le=5000, description="notices the relay claims per pass")
+    relay_interval_s: float = Field(default=5, gt=0, le=3600, description="pause between relay passes")
+    relay_lease_s: int = Field(
+        default=300, ge=10, le=86_400, description="a claimed notice nobody marked is due again after this"
+    )
+    relay_backoff_s: int = Field(default=60, ge=1, le=3600, description="first retry delay; doubles per attempt")
+    relay_backoff_max_s: int = Field(default=3600, ge=1, le=86_400, description="longest delay between retries")
+    relay_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="attempts before a notice becomes an incident for supervisors"
+    )
+    upload_dir: Path = Field(default=ROOT / "var" / "uploads", description="where units' evidence files are kept")
+    upload_max_mb: int = Field(default=10, ge=1, le=100, description="largest evidence file a unit may upload")
 
     portal_base_url: str = Field(default="http://127.0.0.1:8000", description="public URL of the unit portal")
     portal_host: str = Field(default="127.0.0.1", description="portal bind address")
@@ -50,7 +67,63 @@ class Settings(BaseSettings):
     clock_safety_interval_s: int = Field(
         default=60, ge=1, le=3600, description="the supervision sweep runs at least this often"
     )
+    clock_runs_flows: bool = Field(
+        default=True, description="the clock runs a due sweep as a Prefect flow run (false: in its own process only)"
+    )
+    sweep_batch_size: int = Field(default=200, ge=1, le=10_000, description="due orders the sweep reads per query")
+    repeat_complaint_window_days: int = Field(
+        default=90, ge=1, le=730,
+        description="a new complaint at the same address and category within this many days of a closing is a repeat",
+    )
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api", description="the Prefect server's API")
+    lost_run_after_s: int = Field(
+        default=600, ge=1, le=86_400,
+        description="a lifecycle run still running this long after its last state change lost its process",
+    )
+
+    intake_max_body_bytes: int = Field(
+        default=64 * 1024, ge=4096, le=10 * 1024 * 1024, description="largest intake API request body accepted"
+    )
+    open311_jurisdiction_id: str = Field(
+        default="zz12345.example.gov.cn", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+        description="the jurisdiction_id Open311 clients send (GeoReport v2)",
+    )
+    duplicate_window_hours: int = Field(
+        default=72, ge=1, le=24 * 30, description="how far back an earlier item may be the master of a duplicate"
+    )
+    duplicate_min_similarity: float = Field(
+        default=0.35, gt=0, le=1, description="text similarity (0-1) above which same-place items are duplicates"
+    )
+    kb_answer_min_score: float = Field(
+        default=0.6, gt=0, le=1, description="search score (0-1) an article needs to answer a consultation"
+    )
+    classify_min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="confidence (0-1) a suggested category needs to be set before dispatch"
+    )
+
+    gateway_host: str = Field(default="127.0.0.1", description="bind address of the gateway in front of the Prefect UI")
+    gateway_port: int = Field(default=4300, ge=1, le=65535, description="port of the gateway in front of the Prefect UI")
+    gateway_session_minutes: int = Field(
+        default=480, ge=5, le=7 * 24 * 60, description="a gateway login expires this many minutes after it was made"
+    )
+    gateway_max_failed_logins: int = Field(
+        default=5, ge=1, le=100, description="wrong passwords in a row before an account is locked"
+    )
+    gateway_lockout_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="how long an account stays locked after too many wrong passwords"
+    )
+    gateway_session_recheck_s: float = Field(
+        default=5, ge=0, le=60,
+        description="the gateway re-reads a session from the database at most this often; a disabled account, "
+                    "a password reset or a logout elsewhere takes effect within it (0: on every request)",
+    )
+    gateway_secure_cookies: bool = Field(
+        default=False, description="mark the gateway's cookies Secure (set true when it is served over HTTPS)"
+    )
+    prefect_auth_string: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("DUBAN_PREFECT_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING"),
+        description="the Prefect server's PREFECT_SERVER_API_AUTH_STRING, known only to the gateway (empty: none)",
+    )
 
 
 @lru_cache

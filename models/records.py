@@ -56,6 +56,9 @@ class Notification(Base):
     claimed_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Recipients the server already accepted, so a retry after a partial refusal goes to the others only.
+    delivered_to: Mapped[list[Any]] = mapped_column(default=list)
+    failed_at: Mapped[datetime | None]
 
 
 class PolicyVersion(Base):
@@ -109,3 +112,16 @@ class OrderCounter(Base):
 
     prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
     last: Mapped[int] = mapped_column(default=0)
+
+
+class RunCursor(Base):
+    """How far an order's lifecycle run has told its story, and which form inputs it has applied."""
+
+    __tablename__ = "run_cursors"
+
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), primary_key=True)
+    # Kept apart from the order so that starting a run does not change the order's version.
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    started_at: Mapped[datetime | None]
+    narrated_event_id: Mapped[int] = mapped_column(default=0)
+    applied_inputs: Mapped[list[Any]] = mapped_column(default=list)

@@ -61,7 +61,6 @@ class WorkOrder(Base):
     redo_count: Mapped[int] = mapped_column(default=0)
     false_completion: Mapped[bool] = mapped_column(default=False)
     answer_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id"))
-    flow_run_id: Mapped[str | None] = mapped_column(String(36))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     version: Mapped[int] = mapped_column(default=1)

@@ -1,8 +1,12 @@
 """The portal: the unit action pages and the intake API, in one FastAPI application."""
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from duban import __version__
+from duban import __version__, mailsink
+from duban.settings import get_settings
+from portal import intake, open311, units
+from portal.pages import STATIC
 
 
 def create_app() -> FastAPI:
@@ -14,4 +18,15 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    _mount_unit_pages(app)
+    app.include_router(intake.router)
+    app.include_router(open311.router)
     return app
+
+
+def _mount_unit_pages(app: FastAPI) -> None:
+    """The unit action pages, their stylesheet, and outside production the demo mail sink's pages."""
+    app.include_router(units.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if get_settings().environment != "production":
+        app.include_router(mailsink.router)

@@ -14,6 +14,7 @@ from models.enums import AssignmentRole, Decision, Satisfaction
 from models.lifecycle import Action
 from models.requests import ReturnRequest, ReturnVisit, Review
 from models.work_order import Assignment, WorkOrder
+from tasks import held
 from tasks.deadlines import order_policy, set_stage, stage_deadline
 from tasks.outbox import enqueue_notice
 
@@ -54,17 +55,23 @@ def loggable(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lead(ctx: Ctx) -> Assignment:
-    lead = ctx.session.scalars(
-        select(Assignment).where(Assignment.work_order_id == ctx.order.id, Assignment.active.is_(True),
-                                 Assignment.role == AssignmentRole.LEAD)
-    ).first()
+    cached = held.assignments_of(ctx.session, ctx.order.id)
+    if cached is not None:
+        lead = next((a for a in cached if a.active is not False and a.role == AssignmentRole.LEAD), None)
+    else:
+        lead = ctx.session.scalars(
+            select(Assignment).where(Assignment.work_order_id == ctx.order.id, Assignment.active.is_(True),
+                                     Assignment.role == AssignmentRole.LEAD)
+        ).first()
     if lead is None:
         raise InvalidTransition(ctx.order.number, ctx.order.status, "lookup", "the order has no active lead unit")
     return lead
 
 
 def _unit(session: Session, unit_id: int | None = None, code: str | None = None) -> Unit:
-    unit = session.get(Unit, unit_id) if unit_id else session.scalar(select(Unit).where(Unit.code == code))
+    if not unit_id and code:
+        unit_id = held.unit_id(session, code)
+    unit = held.row(session, Unit, unit_id) if unit_id else session.scalar(select(Unit).where(Unit.code == code))
     if unit is None:
         raise NotFound(f"unit {unit_id or code!r} does not exist; load it with `duban directory load`")
     return unit
@@ -78,6 +85,7 @@ def _assign(ctx: Ctx, unit: Unit, role: AssignmentRole, *, designated: bool = Fa
         due_at=stage_deadline(ctx.session, ctx.order, "handling", ctx.at),
     )
     ctx.session.add(assignment)
+    held.add_assignment(ctx.session, assignment)
     notice = "dispatch" if role == AssignmentRole.LEAD else "dispatch_assist"
     enqueue_notice(ctx.session, kind=notice, order=ctx.order, unit=unit, recipients=[unit.email], at=ctx.at,
                    extra={"role": role.value, "sign_due_at": assignment.sign_due_at.isoformat(),
@@ -100,8 +108,8 @@ def _route(ctx: Ctx) -> tuple[Unit, list[Unit]]:
         lead = _unit(ctx.session, p.get("unit_id"), p.get("unit_code"))
         assist = [_unit(ctx.session, code=c) for c in p.get("assist", [])]
         return lead, assist
-    category = ctx.session.get(Category, ctx.order.category_id) if ctx.order.category_id else None
-    district = ctx.session.get(District, ctx.order.district_id) if ctx.order.district_id else None
+    category = held.row(ctx.session, Category, ctx.order.category_id) if ctx.order.category_id else None
+    district = held.row(ctx.session, District, ctx.order.district_id) if ctx.order.district_id else None
     lead_code, assist_codes = order_policy(ctx.session, ctx.order).route(
         category.code if category else "", district.code if district else None)
     return _unit(ctx.session, code=lead_code), [_unit(ctx.session, code=c) for c in assist_codes if c != lead_code]
@@ -176,10 +184,10 @@ def _approve_return(ctx: Ctx) -> dict[str, Any]:
     if designated:
         ctx.order.designated_unit_id = new_unit.id
     set_stage(ctx.order, started=ctx.at, due=lead.sign_due_at)
-    old_unit = ctx.session.get(Unit, old.unit_id)
+    old_unit = held.row(ctx.session, Unit, old.unit_id)
     enqueue_notice(ctx.session, kind="return_decision", order=ctx.order, unit=old_unit,
                    recipients=[old_unit.email], at=ctx.at, extra={"approved": True, "new_unit": new_unit.name_zh})
-    return {"from_unit": old_unit.code, "unit": new_unit.code, "designated": designated}
+    return {"from_unit": old_unit.code, "unit": new_unit.code, "designated": designated} | _after_return(ctx)
 
 
 @effect(Action.REJECT_RETURN)
@@ -192,10 +200,10 @@ def _reject_return(ctx: Ctx) -> dict[str, Any]:
     lead = _lead(ctx)
     # Back to the same unit, whose sign-for deadline kept running while it argued.
     set_stage(ctx.order, started=lead.dispatched_at, due=lead.sign_due_at)
-    unit = ctx.session.get(Unit, lead.unit_id)
+    unit = held.row(ctx.session, Unit, lead.unit_id)
     enqueue_notice(ctx.session, kind="return_decision", order=ctx.order, unit=unit, recipients=[unit.email],
                    at=ctx.at, extra={"approved": False, "reason": request.decision_reason, "automatic": automatic})
-    return {"unit": unit.code, "automatic": automatic}
+    return {"unit": unit.code, "automatic": automatic} | _after_return(ctx)
 
 
 @effect(Action.REDISPATCH)
@@ -207,7 +215,7 @@ def _redispatch(ctx: Ctx) -> dict[str, Any]:
     if designated:
         ctx.order.designated_unit_id = new_unit.id
     set_stage(ctx.order, started=ctx.at, due=lead.sign_due_at)
-    return {"from_unit": ctx.session.get(Unit, old.unit_id).code, "unit": new_unit.code, "designated": designated}
+    return {"from_unit": held.row(ctx.session, Unit, old.unit_id).code, "unit": new_unit.code, "designated": designated}
 
 
 @effect(Action.REPLY)
@@ -255,7 +263,7 @@ def _send_back(ctx: Ctx) -> dict[str, Any]:
                            reviewed_by=ctx.actor.id, reviewed_at=ctx.at))
     lead.replied_at = None
     set_stage(ctx.order, started=lead.dispatched_at, due=lead.due_at)
-    unit = ctx.session.get(Unit, lead.unit_id)
+    unit = held.row(ctx.session, Unit, lead.unit_id)
     enqueue_notice(ctx.session, kind="reply_sent_back", order=ctx.order, unit=unit, recipients=[unit.email],
                    at=ctx.at, extra={"reason": reason})
     return {"unit": unit.code}
@@ -278,10 +286,22 @@ def _visit(ctx: Ctx, lead: Assignment | None) -> ReturnVisit | None:
 
 
 def _last_lead(ctx: Ctx) -> Assignment | None:
+    cached = held.assignments_of(ctx.session, ctx.order.id)
+    if cached is not None:
+        leads = [a for a in cached if a.role == AssignmentRole.LEAD]
+        return max(leads, key=lambda a: (a.active is not False, a.id or 0), default=None)
     return ctx.session.scalars(
         select(Assignment).where(Assignment.work_order_id == ctx.order.id, Assignment.role == AssignmentRole.LEAD)
         .order_by(Assignment.active.desc(), Assignment.id.desc())
     ).first()
+
+
+def _active(ctx: Ctx) -> list[Assignment]:
+    cached = held.assignments_of(ctx.session, ctx.order.id)
+    if cached is not None:
+        return [a for a in cached if a.active is not False]
+    return list(ctx.session.scalars(
+        select(Assignment).where(Assignment.work_order_id == ctx.order.id, Assignment.active.is_(True))))
 
 
 @effect(Action.CLOSE)
@@ -291,27 +311,41 @@ def _close(ctx: Ctx) -> dict[str, Any]:
     if visit is not None and visit.satisfaction == Satisfaction.UNSATISFIED:
         raise InvalidTransition(ctx.order.number, ctx.order.status, Action.CLOSE,
                                 "the citizen is not satisfied: redo the order instead of closing it")
-    for assignment in ctx.session.scalars(
-        select(Assignment).where(Assignment.work_order_id == ctx.order.id, Assignment.active.is_(True))
-    ):
+    for assignment in _active(ctx):
         assignment.ended_at = ctx.at
     ctx.order.closed_at = ctx.at
     set_stage(ctx.order, started=None, due=None)
-    return {"visited": visit is not None, "false_completion": ctx.order.false_completion}
+    return {"visited": visit is not None, "false_completion": ctx.order.false_completion} | _after_visit(
+        ctx, lead, visit, redo=False)
 
 
 @effect(Action.REDO)
 def _redo(ctx: Ctx) -> dict[str, Any]:
     lead = _lead(ctx)
-    _visit(ctx, lead)
+    visit = _visit(ctx, lead)
     ctx.order.redo_count += 1
     lead.replied_at = None
     lead.due_at = stage_deadline(ctx.session, ctx.order, "handling", ctx.at)
     set_stage(ctx.order, started=ctx.at, due=lead.due_at)
-    unit = ctx.session.get(Unit, lead.unit_id)
+    unit = held.row(ctx.session, Unit, lead.unit_id)
     enqueue_notice(ctx.session, kind="redo", order=ctx.order, unit=unit, recipients=[unit.email], at=ctx.at,
                    extra={"comment": ctx.payload.get("comment", ""), "redo_count": ctx.order.redo_count})
-    return {"unit": unit.code, "redo_count": ctx.order.redo_count, "false_completion": ctx.order.false_completion}
+    return {"unit": unit.code, "redo_count": ctx.order.redo_count, "false_completion": ctx.order.false_completion} \
+        | _after_visit(ctx, lead, visit, redo=True)
+
+
+# Buck-passing detection runs with the decision it is about, in the same transaction (tasks.buck_passing);
+# imported when called because tasks.buck_passing builds on tasks.transitions, which imports this module.
+def _after_return(ctx: Ctx) -> dict[str, Any]:
+    from tasks.buck_passing import after_return_decided
+
+    return after_return_decided(ctx.session, order=ctx.order, at=ctx.at)
+
+
+def _after_visit(ctx: Ctx, lead: Assignment | None, visit: ReturnVisit | None, *, redo: bool) -> dict[str, Any]:
+    from tasks.buck_passing import after_visit
+
+    return after_visit(ctx.session, order=ctx.order, at=ctx.at, lead=lead, visit=visit, redo=redo)
 
 
 def _finish(ctx: Ctx) -> None:

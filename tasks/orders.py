@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from duban.errors import NotFound
 from models.base import utcnow
-from models.directory import Category, District
+from models.directory import Category, District, Unit
 from models.enums import Channel, ItemType, Urgency
 from models.records import Event
-from models.work_order import WorkOrder
+from models.work_order import Assignment, WorkOrder
 from tasks.numbers import allocate_numbers
 from tasks.policy_store import current_policy
 
@@ -61,3 +61,22 @@ def order_by_number(session: Session, number: str) -> WorkOrder:
     if order is None:
         raise NotFound(f"work order {number} does not exist")
     return order
+
+
+def active_lead(session: Session, order: WorkOrder) -> Assignment | None:
+    """The order's active lead assignment, if a unit holds it."""
+    return session.scalars(select(Assignment).where(
+        Assignment.work_order_id == order.id, Assignment.active.is_(True), Assignment.role == "lead")).first()
+
+
+def order_tags(session: Session, order: WorkOrder) -> list[str]:
+    """unit:, category: and district: tags by which supervisors find the run in the UI."""
+    tags = []
+    lead = active_lead(session, order)
+    if lead is not None:
+        tags.append(f"unit:{session.get(Unit, lead.unit_id).code}")
+    if order.category_id:
+        tags.append(f"category:{session.get(Category, order.category_id).code}")
+    if order.district_id:
+        tags.append(f"district:{session.get(District, order.district_id).code}")
+    return tags

@@ -10,11 +10,12 @@ from models.directory import Category, Unit
 from models.privacy import citizen_label, scrub
 from models.records import Notification
 from models.work_order import WorkOrder
+from tasks import held
 
 
 def order_context(session: Session, order: WorkOrder) -> dict[str, Any]:
     """What any notice may show of an order: no phone number in clear, no confidential name."""
-    category = session.get(Category, order.category_id) if order.category_id else None
+    category = held.row(session, Category, order.category_id) if order.category_id else None
     return {
         "order_number": order.number,
         "item_type": order.item_type,
@@ -42,12 +43,14 @@ def enqueue_notice(
 ) -> Notification:
     """Add one notice; its Message-ID is stable (order, kind, sequence) so a resend is the same mail."""
     subject = order.number if order else (unit.code if unit else "duban")
-    key_filter = Notification.work_order_id == order.id if order else Notification.unit_id == (unit.id if unit else None)
-    stored = session.scalar(select(func.count()).select_from(Notification).where(key_filter, Notification.kind == kind))
-    # Notices added in this transaction but not flushed yet count too.
-    pending = sum(1 for obj in session.new if isinstance(obj, Notification) and obj.kind == kind
-                  and obj.work_order_id == (order.id if order else None))
-    seq = stored + pending + 1
+    seq = held.next_notice_seq(session, order.id, kind) if order else None
+    if seq is None:
+        key_filter = Notification.work_order_id == order.id if order else Notification.unit_id == (unit.id if unit else None)
+        stored = session.scalar(select(func.count()).select_from(Notification).where(key_filter, Notification.kind == kind))
+        # Notices added in this transaction but not flushed yet count too.
+        pending = sum(1 for obj in session.new if isinstance(obj, Notification) and obj.kind == kind
+                      and obj.work_order_id == (order.id if order else None))
+        seq = stored + pending + 1
     context = order_context(session, order) if order else {}
     if unit is not None:
         context |= {"unit_code": unit.code, "unit_name": unit.name_zh}

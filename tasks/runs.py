@@ -1,15 +1,28 @@
-"""The link between an order and its lifecycle flow run on Prefect."""
+"""The link between an order and its lifecycle flow run on Prefect: start, wake, reconcile."""
 
 import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import select
 
 from duban.db import session_scope
+from duban.settings import get_settings
+from models.enums import OPEN_DISPATCHED
+from models.records import RunCursor
 from models.work_order import WorkOrder
+from tasks.orders import order_tags
 
 log = logging.getLogger(__name__)
+
+LIFECYCLE_DEPLOYMENT = "run-order-lifecycle/lifecycle"
+
+
+def _client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
 
 
 def wake_order_run(order_id: int) -> bool:
@@ -19,24 +32,128 @@ def wake_order_run(order_id: int) -> bool:
     the run later, so a unit's action never waits on the orchestrator.
     """
     with session_scope(readonly=True) as session:
-        run_id = session.scalar(select(WorkOrder.flow_run_id).where(WorkOrder.id == order_id))
+        run_id = session.scalar(select(RunCursor.flow_run_id).where(RunCursor.work_order_id == order_id))
     if not run_id:
         return False
     try:
-        return wake_run(UUID(run_id))
+        with _client() as client:
+            return _wake(client, UUID(run_id))
     except Exception as exc:  # noqa: BLE001 - the orchestrator being down must not undo a committed action
         log.warning("could not wake flow run %s of order %s (%s); the reconciler will", run_id, order_id, exc)
         return False
 
 
-def wake_run(run_id: UUID) -> bool:
+def _wake(client, run_id: UUID) -> bool:
     """Move a suspended run to Scheduled("Resuming"), as a resume does, without a form's input."""
-    from prefect.client.orchestration import get_client
     from prefect.states import Scheduled
 
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(run_id)
-        if run.state is None or not run.state.is_paused():
-            return False
-        client.set_flow_run_state(run_id, Scheduled(name="Resuming", scheduled_time=datetime.now(UTC)), force=True)
-        return True
+    run = client.read_flow_run(run_id)
+    if run.state is None or not run.state.is_paused():
+        return False
+    client.set_flow_run_state(run_id, Scheduled(name="Resuming", scheduled_time=datetime.now(UTC)), force=True)
+    return True
+
+
+def start_order_runs(*, order_ids: list[int]) -> list[str]:
+    """Create one lifecycle run per order, named by its number and tagged by unit, category and district."""
+    if not order_ids:
+        return []
+    with session_scope(readonly=True) as session:
+        orders = [(o.id, o.number, order_tags(session, o))
+                  for o in session.scalars(select(WorkOrder).where(WorkOrder.id.in_(order_ids)))]
+    started = []
+    with _client() as client:
+        deployment = client.read_deployment_by_name(LIFECYCLE_DEPLOYMENT)
+        for order_id, number, tags in orders:
+            run = client.create_flow_run_from_deployment(
+                deployment.id, parameters={"order_number": number}, name=number, tags=tags)
+            with session_scope() as session:
+                cursor = session.get(RunCursor, order_id) or RunCursor(work_order_id=order_id, narrated_event_id=0,
+                                                                       applied_inputs=[])
+                cursor.flow_run_id, cursor.started_at = str(run.id), datetime.now(UTC)
+                session.add(cursor)
+            started.append(number)
+    return started
+
+
+@dataclass
+class Reconciled:
+    """What one reconciliation pass found and did."""
+
+    checked: int = 0
+    started: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+
+def reconcile_runs(*, now: datetime | None = None) -> Reconciled:
+    """Exactly one live lifecycle run per open dispatched order: start lost ones, cancel duplicates, wake stale waits."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    now = now or datetime.now(UTC)
+    # Lifecycle steps take seconds: a run "running" for longer than this lost its process.
+    lost_after = timedelta(seconds=get_settings().lost_run_after_s)
+    result = Reconciled()
+    with session_scope(readonly=True) as session:
+        rows = session.execute(
+            select(WorkOrder.id, WorkOrder.number, WorkOrder.version, RunCursor.flow_run_id)
+            .outerjoin(RunCursor, RunCursor.work_order_id == WorkOrder.id)
+            .where(WorkOrder.status.in_([s.value for s in OPEN_DISPATCHED]))
+        ).all()
+    result.checked = len(rows)
+    live_types = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+    with _client() as client:
+        deployment = client.read_deployment_by_name(LIFECYCLE_DEPLOYMENT)
+        live, page = [], None
+        while page is None or len(page) == 200:
+            page = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live_types))),
+                limit=200, offset=len(live))
+            live += page
+        by_name: dict[str, list] = {}
+        for run in live:
+            by_name.setdefault(run.name, []).append(run)
+        to_start: list[int] = []
+        for order_id, number, version, run_id in rows:
+            runs = by_name.pop(number, [])
+            keep = next((r for r in runs if str(r.id) == run_id), None) or (runs[0] if runs else None)
+            for extra in runs:
+                if extra is not keep:
+                    client.set_flow_run_state(extra.id, Cancelled(message="duplicate lifecycle run"), force=True)
+                    result.cancelled.append(number)
+            if keep is not None and (keep.state.is_running() or keep.state.is_pending()) \
+                    and now - keep.state.timestamp > lost_after:
+                client.set_flow_run_state(keep.id, Cancelled(message="lost its process; restarted"), force=True)
+                keep = None
+            if keep is None:
+                to_start.append(order_id)
+                (result.restarted if run_id else result.started).append(number)
+                continue
+            if str(keep.id) != run_id:
+                _remember(order_id, keep.id)
+            pause_key = keep.state.state_details.pause_key or ""
+            if keep.state.is_paused() and f"-v{version}-" not in pause_key and _wake(client, keep.id):
+                result.woken.append(number)
+        prefix = get_settings().city_code
+        for number, runs in by_name.items():
+            for run in runs:
+                if not run.state.is_paused() or not number.startswith(prefix):
+                    continue
+                # A waiting run of an order that is no longer open: let it finish by reading the database.
+                _wake(client, run.id)
+                result.woken.append(number)
+    start_order_runs(order_ids=to_start)
+    return result
+
+
+def _remember(order_id: int, run_id: UUID) -> None:
+    with session_scope() as session:
+        cursor = session.get(RunCursor, order_id) or RunCursor(work_order_id=order_id, narrated_event_id=0,
+                                                               applied_inputs=[])
+        cursor.flow_run_id = str(run_id)
+        session.add(cursor)

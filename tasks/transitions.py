@@ -15,7 +15,7 @@ from models.enums import ActorKind, Status
 from models.lifecycle import TRANSITIONS, UNIT_LEAD_ACTIONS, Action
 from models.records import Event
 from models.work_order import Assignment, WorkOrder
-from tasks import effects
+from tasks import effects, held
 from tasks.deadlines import refresh_next_due
 
 
@@ -69,14 +69,19 @@ def transition(
     at = at or utcnow()
     action = Action(action)
     payload = dict(payload or {})
-    order = session.scalars(
-        select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    # An order a batch holds is locked by this transaction already: reading it again would only cost time.
+    order = held.held_order(session, order_id)
+    deferred = order is not None
+    if order is None:
+        order = session.scalars(
+            select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
     if order is None:
         raise NotFound(f"work order id {order_id} does not exist")
-    if expected_version is not None and order.version != expected_version:
-        raise Conflict(order.number, expected_version, order.version)
+    current = held.version(session, order) if deferred else order.version
+    if expected_version is not None and current != expected_version:
+        raise Conflict(order.number, expected_version, current)
     rule = TRANSITIONS[action]
     source = Status(order.status)
     if source not in rule.sources:
@@ -92,11 +97,18 @@ def transition(
         order.status = rule.target
         order.updated_at = at
         refresh_next_due(session, order)
-    session.add(Event(
+    row = dict(
         work_order_id=order.id, unit_id=actor.unit_id, name=rule.event, actor_kind=actor.kind,
         actor_id=actor.id, at=at, from_status=source, to_status=rule.target,
         payload=effects.loggable(payload) | details,
-    ))
+    )
+    if deferred:
+        # The batch writes held orders together at its flush, each version moved once per transition;
+        # the row is locked, so no one can win a race for it meanwhile.
+        held.buffer_event(session, row)
+        return Change(order.id, order.number, action, source, rule.target, rule.event, held.moved(session, order),
+                      at, details)
+    session.add(Event(**row))
     try:
         session.flush()
     except StaleDataError:
@@ -106,10 +118,14 @@ def transition(
 
 def _check_unit(session: Session, order: WorkOrder, action: Action, actor: Actor) -> None:
     """A unit acts only on its own active assignment, and as lead for the lead's actions."""
-    assignment = session.scalars(
-        select(Assignment).where(Assignment.work_order_id == order.id, Assignment.unit_id == actor.unit_id,
-                                 Assignment.active.is_(True))
-    ).first()
+    cached = held.assignments_of(session, order.id)
+    if cached is not None:
+        assignment = next((a for a in cached if a.unit_id == actor.unit_id and a.active is not False), None)
+    else:
+        assignment = session.scalars(
+            select(Assignment).where(Assignment.work_order_id == order.id, Assignment.unit_id == actor.unit_id,
+                                     Assignment.active.is_(True))
+        ).first()
     if assignment is None:
         raise InvalidTransition(order.number, order.status, action, f"unit {actor.id} holds no assignment on it")
     if action in UNIT_LEAD_ACTIONS and assignment.role != "lead":

@@ -17,17 +17,37 @@ PG_URL = os.environ.get("DUBAN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
+# One database per test process: concurrent pytest runs on one server never share tables.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or str(os.getpid())
+_PG_DATABASES: list[str] = []
+
+
 def _worker_pg_url() -> str:
-    """One PostgreSQL database per pytest-xdist worker, created on first use."""
+    """This process's PostgreSQL database, created on first use and dropped at the end of the session."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     url = make_url(PG_URL)
-    name = f"{url.database}_duban_{worker}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+    name = f"{url.database}_duban_{_RUN}_{worker}"
+    if name not in _PG_DATABASES:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+        admin.dispose()
+        _PG_DATABASES.append(name)
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_databases() -> Iterator[None]:
+    yield
+    if not _PG_DATABASES:
+        return
+    reset_engines()
+    admin = create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in _PG_DATABASES:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 _SCHEMA_READY: set[str] = set()

@@ -1,0 +1,186 @@
+"""Unit portal benchmark: order pages (GET) and sign-for submissions (POST) per second, with latency.
+
+    .venv/bin/python -m bench.bench_portal [--orders 1000] [--gets 3000] [--concurrency 8] [--workers 2]
+                                           [--db-url URL]
+
+A fresh SQLite database in a temporary directory (or the PostgreSQL database given, which is emptied
+first) gets `--orders` orders dispatched through the real transition path and one signed link per order.
+The portal runs under uvicorn with `--workers` processes; this process is the load generator, on
+loopback, with a fixed number of requests and a fixed number in flight, so the load is bounded in both.
+GET: the order page of each order in turn. POST: the sign-for form of each order once (each link is
+single-use, so every POST is a real sign-for: link used up, transition, event, a fresh link, a 303).
+Besides rate and latency, the server's own CPU time per request is read from /proc for its process
+group: on a machine others load too, that is the figure that says what two free cores would carry.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare(url: str, orders: int) -> list[tuple[str, str]]:
+    """Migrate, load the directory, dispatch the orders; returns (token, order number) per order."""
+    from sqlalchemy import select, text
+
+    from duban.db import get_engine, reset_engines, session_scope
+    from duban.schema import migrate
+    from models.base import utcnow
+    from models.enums import ActorKind
+    from models.lifecycle import Action
+    from models.work_order import Assignment
+    from tasks.directory import load_directory
+    from tasks.orders import create_order
+    from tasks.tokens import ORDER, TokenRequest, issue_tokens
+    from tasks.transitions import Actor, transition
+
+    os.environ["DUBAN_DATABASE_URL"] = url
+    reset_engines()
+    if url.startswith("postgresql"):
+        with get_engine().begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    migrate()
+    with session_scope() as session:
+        load_directory(session=session, path=ROOT / "duban" / "data" / "directory.yaml")
+    staff = Actor(ActorKind.STAFF, "bench")
+    dispatched: list[tuple[int, str]] = []
+    for start in range(0, orders, 100):
+        with session_scope() as session:
+            for n in range(start, min(start + 100, orders)):
+                order = create_order(session=session, channel="hotline", item_type="complaint",
+                                     content=f"夜间施工噪音扰民，第{n}号",
+                                     category_code="city_appearance_life_services.noise",
+                                     citizen_name="张三", citizen_phone="13812341234")
+                transition(order_id=order.id, action=Action.DISPATCH, actor=staff, session=session)
+                dispatched.append((order.id, order.number))
+    with session_scope() as session:
+        leads = dict(session.execute(select(Assignment.work_order_id, Assignment.unit_id)
+                                     .where(Assignment.role == "lead")).all())
+        issued = issue_tokens(session=session, at=utcnow(),
+                              requests=[TokenRequest(leads[order_id], order_id, ORDER) for order_id, _ in dispatched])
+    return [(token, number) for (token, _), (_, number) in zip(issued, dispatched, strict=True)]
+
+
+async def _load(port: int, requests: list[tuple[str, str]], concurrency: int) -> tuple[list[float], float, dict]:
+    """Send (method, path) requests over `concurrency` keep-alive connections; a lean client that costs little."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(requests)
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for method, path in queue:
+                body = b"" if method == "GET" else b"x=1"
+                head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                if method == "POST":
+                    head += f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+                started = time.perf_counter()
+                writer.write(f"{head}\r\n".encode() + body)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(connection() for _ in range(concurrency))), timeout=600)
+    return latencies, time.perf_counter() - started, statuses
+
+
+def _server_cpu(group: int) -> float:
+    """CPU seconds used so far by every process of the server's process group (uvicorn and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(name: str, group: int, port: int, requests: list[tuple[str, str]], concurrency: int) -> dict:
+    """Run one load and summarise it: rate, latency, and the server's CPU per request."""
+    cpu = _server_cpu(group)
+    latencies, elapsed, statuses = asyncio.run(_load(port, requests, concurrency))
+    cpu = _server_cpu(group) - cpu
+    latencies = sorted(latencies)
+    return {"what": name, "requests": len(latencies), "statuses": statuses,
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 1),
+            "server_cpu_ms_per_request": round(cpu / len(latencies) * 1000, 2),
+            "requests_per_server_cpu_s": round(len(latencies) / cpu, 1) if cpu else None}
+
+
+def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: str | None) -> dict:
+    """Order page GETs and sign-for POSTs per second against the portal under uvicorn."""
+    folder = Path(tempfile.mkdtemp(prefix="duban-bench-portal-"))
+    url = url or f"sqlite:///{folder / 'bench.db'}"
+    links = _prepare(url, orders)
+    port = _free_port()
+    env = {**os.environ, "DUBAN_DATABASE_URL": url, "DUBAN_UPLOAD_DIR": str(folder / "uploads")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portal.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pages = [("GET", f"/u/{token}/orders/{number}") for token, number in links]
+        asyncio.run(_load(port, pages[:200], concurrency))  # warm up every worker
+        get = _measured("order page GET", server.pid, port, (pages * (gets // len(pages) + 1))[:gets], concurrency)
+        signs = [("POST", f"/u/{token}/orders/{number}/sign") for token, number in links]
+        post = _measured("sign-for POST", server.pid, port, signs, concurrency)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"database": url.split(":", 1)[0], "workers": workers, "concurrency": concurrency, "get": get,
+            "post": post}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--gets", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db-url", help="a PostgreSQL database to use (emptied first); default: a temporary SQLite")
+    args = parser.parse_args()
+    print(json.dumps(bench_portal(args.orders, args.gets, args.concurrency, args.workers, args.db_url),
+                     ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

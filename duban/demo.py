@@ -1,0 +1,315 @@
+"""`duban demo`: a simulated stream of items and simulated units and supervisors, on the real system."""
+
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import httpx
+from prefect.exceptions import PrefectHTTPStatusError
+from rich.console import Console
+from sqlalchemy import func, select
+
+from duban.db import session_scope
+from duban.errors import DubanError
+from duban.orchestrator import ensure_server, prefect_env, server_healthy
+from duban.serve import stop_child
+from duban.settings import ROOT
+from models.directory import Category, District
+from models.enums import FINAL_STATUSES, Channel, ItemType
+from models.records import Event, RunCursor
+from models.work_order import WorkOrder
+from tasks import actions
+from tasks.orders import active_lead, create_order
+from tasks.transitions import Actor
+
+console = Console()
+CHANNEL_MIX = [(Channel.HOTLINE, 60), (Channel.MAYOR_MAILBOX, 6), (Channel.WEIBO, 5), (Channel.WECHAT, 10),
+               (Channel.ONLINE_POST, 9), (Channel.POLICE_110, 3), (Channel.COUNTY_PLATFORM, 7)]
+TYPE_MIX = [(ItemType.COMPLAINT, 40), (ItemType.HELP_REQUEST, 25), (ItemType.REPORT, 10),
+            (ItemType.CONSULTATION, 15), (ItemType.SUGGESTION, 7), (ItemType.PRAISE, 3)]
+ESCALATIONS = ("deadline_warned", "deadline_missed", "case_opened", "unit_put_on_notice")
+
+
+@dataclass
+class Tally:
+    """What the simulated people did, for the summary."""
+
+    fed: Counter = field(default_factory=Counter)
+    acts: Counter = field(default_factory=Counter)
+    decisions: Counter = field(default_factory=Counter)
+    refused: int = 0
+
+
+def _pick(rng: random.Random, mix: list[tuple[object, int]]):
+    return rng.choices([v for v, _ in mix], weights=[w for _, w in mix])[0]
+
+
+def feed(rng: random.Random, count: int, tally: Tally) -> None:
+    """Register `count` items from every channel, with contents a unit would recognise."""
+    with session_scope() as session:
+        leaves = session.execute(select(Category.code, Category.name_zh, Category.keywords)
+                                 .where(Category.parent_id.is_not(None))).all()
+        districts = list(session.scalars(select(District.code).where(District.parent_id.is_(None))))
+        for _ in range(count):
+            code, name, keywords = rng.choice(leaves)
+            channel, item_type = _pick(rng, CHANNEL_MIX), _pick(rng, TYPE_MIX)
+            word = rng.choice(keywords) if keywords else name
+            create_order(session=session, channel=channel, item_type=item_type, category_code=code,
+                         district_code=rng.choice(districts), title=f"{name}：{word}",
+                         content=f"市民反映{word}问题（{name}），请尽快核实处理。联系电话13{rng.randint(100000000, 999999999)}",
+                         address=f"{rng.choice(['建设路', '红旗路', '长江北路', '新华西路'])}{rng.randint(1, 300)}号",
+                         citizen_name=rng.choice(["张", "王", "李", "刘", "陈"]) + "某",
+                         citizen_phone=f"13{rng.randint(100000000, 999999999)}", confidential=rng.random() < 0.05)
+            tally.fed[channel] += 1
+
+
+class Party:
+    """Simulated units, supervisors and hotline staff, each order with its own seeded temperament."""
+
+    def __init__(self, seed: int, tally: Tally, slow_s: float) -> None:
+        self.seed, self.tally, self.slow_s = seed, tally, slow_s
+        self.first_seen: dict[tuple[int, str], float] = {}
+        self.asked_extension: set[int] = set()
+        self.returned: set[int] = set()
+        self.visited_unhappy: set[int] = set()
+
+    def rng(self, order_id: int, what: str) -> random.Random:
+        return random.Random(f"{self.seed}-{order_id}-{what}")
+
+    def act(self, order_id: int, run_id: UUID, key: str) -> None:
+        """Do what the person the run waits for would do now."""
+        kind = key.rsplit("-v", 1)[0]
+        seen = self.first_seen.setdefault((order_id, key), time.monotonic())
+        try:
+            if kind in {"unit-sign", "unit-reply"}:
+                self._unit(order_id, kind, seen)
+            elif kind in {"return-decision", "extension-decision", "reply-review", "return-visit", "case-decision"}:
+                self._decide(order_id, run_id, kind)
+        except DubanError as exc:
+            self.tally.refused += 1
+            console.print(f"[yellow]{order_id}: {kind} refused: {exc}[/yellow]")
+        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+            # A busy Prefect server (SQLite under load answers 503): the person tries again next round.
+            console.print(f"[yellow]{order_id}: {kind} postponed: {exc.__class__.__name__}[/yellow]")
+
+    def _unit(self, order_id: int, kind: str, seen: float) -> None:
+        rng = self.rng(order_id, kind)
+        # About one unit in eight dawdles until the escalation ladder has had its say.
+        if rng.random() < 0.12 and time.monotonic() - seen < self.slow_s:
+            return
+        actor = _lead(order_id)
+        if kind == "unit-sign":
+            if order_id not in self.returned and rng.random() < 0.12:
+                self.returned.add(order_id)
+                evidence = "已到现场核实，不属我单位职责" if rng.random() < 0.5 else ""
+                outcome = actions.request_return(order_id=order_id, actor=actor, reason="不属于本单位职责范围",
+                                                 evidence_note=evidence)
+                self.tally.acts["auto-rejected return" if outcome.auto_rejected else "return requested"] += 1
+            else:
+                actions.sign(order_id=order_id, actor=actor)
+                self.tally.acts["signed"] += 1
+        elif order_id not in self.asked_extension and rng.random() < 0.08:
+            self.asked_extension.add(order_id)
+            actions.request_extension(order_id=order_id, actor=actor, reason="需多部门协调",
+                                      new_due_at=datetime.now(UTC) + timedelta(minutes=10))
+            self.tally.acts["extension requested"] += 1
+        else:
+            actions.reply(order_id=order_id, actor=actor, text="已安排人员到现场处理，问题已解决。",
+                          contacted=True, solved=True)
+            self.tally.acts["replied"] += 1
+
+    def _decide(self, order_id: int, run_id: UUID, kind: str) -> None:
+        from prefect.flow_runs import resume_flow_run
+
+        rng = self.rng(order_id, f"{kind}-{_version(order_id)}")
+        values: dict = {"decided_by": "督办员（模拟）" if kind != "return-visit" else "话务员（模拟）",
+                        "order_version": _version(order_id)}
+        if kind == "return-decision":
+            values |= {"decision": "approve", "new_unit": _another_unit(order_id)} if rng.random() < 0.5 else {
+                "decision": "reject", "reason": "请先到现场核实"}
+        elif kind == "extension-decision":
+            values |= {"decision": "approve"} if rng.random() < 0.7 else {"decision": "reject", "reason": "理由不充分"}
+        elif kind == "case-decision":
+            from tasks.lifecycle import read_snapshot
+
+            with session_scope(readonly=True) as session:
+                number = session.get(WorkOrder, order_id).number
+            context = read_snapshot(number=number).step.context
+            values |= ({"decision": "close", "unit": context.get("unit_code") or None,
+                        "finding": "指定首接负责单位，不得再退单"} if context.get("buck_passing")
+                       else {"decision": "acknowledge"})
+        elif kind == "reply-review":
+            values |= {"decision": "approve"} if rng.random() < 0.85 else {"decision": "send_back",
+                                                                          "reason": "回复过于简单"}
+        else:
+            unhappy = order_id not in self.visited_unhappy and rng.random() < 0.1
+            if unhappy:
+                self.visited_unhappy.add(order_id)
+            values |= {"contacted": True, "resolved": not unhappy,
+                       "satisfaction": "unsatisfied" if unhappy else "satisfied"}
+        try:
+            resume_flow_run(run_id, run_input=values)
+        except RuntimeError as exc:
+            if "schema not found" in str(exc):
+                return  # the form is a moment from being stored; next round
+            raise
+        self.tally.decisions[f"{kind}: {values.get('decision', values.get('satisfaction'))}"] += 1
+
+
+def _lead(order_id: int) -> Actor:
+    from models.directory import Unit
+
+    with session_scope(readonly=True) as session:
+        lead = active_lead(session, session.get(WorkOrder, order_id))
+        unit = session.get(Unit, lead.unit_id)
+        return Actor.unit(unit.id, unit.code)
+
+
+def _version(order_id: int) -> int:
+    with session_scope(readonly=True) as session:
+        return session.get(WorkOrder, order_id).version
+
+
+def _another_unit(order_id: int) -> str:
+    from models.directory import Unit
+
+    with session_scope(readonly=True) as session:
+        lead = active_lead(session, session.get(WorkOrder, order_id))
+        return session.scalars(select(Unit.code).where(Unit.id != lead.unit_id, Unit.kind == "bureau")
+                               .order_by(Unit.code)).first()
+
+
+def _waiting_runs() -> list[tuple[int, UUID, str]]:
+    """(order id, run id, pause key) of every order whose run waits now."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with session_scope(readonly=True) as session:
+        rows = session.execute(select(RunCursor.work_order_id, RunCursor.flow_run_id)
+                               .join(WorkOrder, WorkOrder.id == RunCursor.work_order_id)
+                               .where(WorkOrder.status.not_in([s.value for s in FINAL_STATUSES]))).all()
+    by_run = {UUID(run_id): order_id for order_id, run_id in rows if run_id}
+    waiting, ids = [], list(by_run)
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(ids), 200):
+            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 200])),
+                                             limit=200):
+                if run.state and run.state.is_paused():
+                    waiting.append((by_run[run.id], run.id, run.state.state_details.pause_key or ""))
+    return waiting
+
+
+def _trigger_intake() -> None:
+    """Ask for an intake batch now rather than at the next minute."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("intake-items/intake")
+        client.create_flow_run_from_deployment(deployment.id, parameters={"limit": 500})
+
+
+def _counts() -> tuple[int, int, Counter, Counter]:
+    with session_scope(readonly=True) as session:
+        total = session.scalar(select(func.count()).select_from(WorkOrder))
+        open_ = session.scalar(select(func.count()).select_from(WorkOrder)
+                               .where(WorkOrder.status.not_in([s.value for s in FINAL_STATUSES])))
+        by = Counter({(c, s): n for c, s, n in session.execute(
+            select(WorkOrder.channel, WorkOrder.status, func.count()).group_by(WorkOrder.channel, WorkOrder.status))})
+        rungs = Counter(dict(session.execute(select(Event.name, func.count()).where(Event.name.in_(ESCALATIONS))
+                                             .group_by(Event.name)).all()))
+        return total, open_, by, rungs
+
+
+def _start_services(started: list[subprocess.Popen]) -> None:
+    """Start the Prefect server and `duban serve` unless they run already."""
+    import os
+
+    os.environ.update(prefect_env())
+    if not server_healthy(os.environ["PREFECT_API_URL"]):
+        server = ensure_server()
+        if server is not None:
+            started.append(server)
+        console.print(f"Prefect server started: UI at {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
+    log_dir = ROOT / "var" / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / "serve.log", "ab")  # noqa: SIM115 - open as long as the child runs
+    started.append(subprocess.Popen([sys.executable, "-m", "duban", "serve", "--no-server"], stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True))
+    console.print(f"duban serve started; its log: {log.name}")
+    _wait_for_deployment()
+
+
+def _wait_for_deployment(timeout: float = 120) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with get_client(sync_client=True) as client:
+                client.read_deployment_by_name("run-order-lifecycle/lifecycle")
+                client.read_deployment_by_name("intake-items/intake")
+                return
+        except Exception:  # noqa: BLE001 - not registered yet
+            time.sleep(1)
+    raise DubanError("duban serve did not register the deployments in time; see its output above")
+
+
+def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s: float, timeout_s: float) -> int:
+    """Feed items, play every party, and (with exit_at_end) stop when every order is final; return the exit code."""
+    rng, tally = random.Random(seed), Tally()
+    party = Party(seed, tally, slow_s)
+    started: list[subprocess.Popen] = []
+    try:
+        _start_services(started)
+        start = time.monotonic()
+        fed = 0
+        while True:
+            due = items if feed_s <= 0 else min(items, int(items * (time.monotonic() - start) / feed_s) + 1)
+            if due > fed:
+                feed(rng, due - fed, tally)
+                fed = due
+                try:
+                    _trigger_intake()
+                except (httpx.HTTPError, PrefectHTTPStatusError):
+                    pass  # the intake deployment's own schedule picks the items up within a minute
+            try:
+                waiting = _waiting_runs()
+            except (httpx.HTTPError, PrefectHTTPStatusError):
+                waiting = []  # the server is busy; look again next round
+            for order_id, run_id, key in waiting:
+                party.act(order_id, run_id, key)
+            total, open_, _, _ = _counts()
+            if fed >= items and open_ == 0 and exit_at_end:
+                break
+            if exit_at_end and time.monotonic() - start > timeout_s:
+                console.print(f"[red]{open_} orders are still open after {timeout_s:.0f} s[/red]")
+                break
+            time.sleep(1)
+        return _summary(tally, time.monotonic() - start)
+    except KeyboardInterrupt:
+        return _summary(tally, 0)
+    finally:
+        for process in reversed(started):
+            stop_child(process)
+
+
+def _summary(tally: Tally, elapsed: float) -> int:
+    total, open_, by, rungs = _counts()
+    console.print(f"\n[bold]Demo summary[/bold] ({total} items, {elapsed:.0f} s)")
+    channels = sorted({c for c, _ in by})
+    for channel in channels:
+        statuses = ", ".join(f"{s} {n}" for (c, s), n in sorted(by.items()) if c == channel)
+        console.print(f"  {channel:16} {statuses}")
+    console.print("Units: " + (", ".join(f"{k} {v}" for k, v in tally.acts.most_common()) or "-"))
+    console.print("Decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.decisions.items())) or "-"))
+    console.print("Escalations: " + (", ".join(f"{k} {v}" for k, v in sorted(rungs.items())) or "none"))
+    if open_:
+        console.print(f"[red]{open_} orders did not reach a final status[/red]")
+        return 1
+    console.print("Every order reached a final status.")
+    return 0

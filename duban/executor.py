@@ -1,0 +1,124 @@
+"""Runs Duban's flow runs inside this process, many at once on one event loop.
+
+Prefect's own runner and process worker start a new Python process for every flow run. A
+lifecycle run is resumed four to eight times per order, and each new process pays about 1.3
+CPU-seconds just to import Prefect: most of an order's cost. Duban's flows are `async def`
+and wait on the database and the API, so this executor claims scheduled runs of Duban's
+deployments exactly as a worker does (Scheduled -> Pending, which the server grants once) and
+executes them with Prefect's own engine in-process. Several executors on several machines
+share the work the same way; a crashed executor's runs are recovered by the reconciler.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from duban.orchestrator import runner_deployments
+
+log = logging.getLogger("duban.executor")
+
+
+class Executor:
+    """Claims and runs scheduled flow runs of the served deployments, up to `limit` at a time."""
+
+    def __init__(self, *, limit: int = 16, poll_s: float = 1.0) -> None:
+        self.limit, self.poll_s = limit, poll_s
+        self.flows: dict[UUID, Any] = {}
+        self.in_flight: dict[UUID, asyncio.Task] = {}
+        self.stopping = asyncio.Event()
+        self.finished = 0
+
+    async def register(self, names: set[str] | None = None) -> None:
+        """Create or update the deployments (with their schedules) and remember their flows."""
+        for flow, deployment in await runner_deployments(names):
+            self.flows[await deployment.aapply()] = flow
+
+    async def run(self) -> None:
+        """Poll and execute until stopped; in-flight runs are given time to reach their next wait."""
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            while not self.stopping.is_set():
+                free = self.limit - len(self.in_flight)
+                if free > 0:
+                    try:
+                        await self._claim(client, free)
+                    except Exception as exc:  # noqa: BLE001 - the server may be restarting; keep polling
+                        log.warning("polling for scheduled runs failed: %s", exc)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), timeout=self.poll_s)
+                except TimeoutError:
+                    pass
+            if self.in_flight:
+                await asyncio.wait(list(self.in_flight.values()), timeout=30)
+
+    async def _claim(self, client, free: int) -> None:
+        from prefect.exceptions import Abort
+        from prefect.states import Pending
+        from prefect.utilities.engine import propose_state
+
+        runs = await client.get_scheduled_flow_runs_for_deployments(
+            deployment_ids=list(self.flows), scheduled_before=datetime.now(UTC), limit=free)
+        for run in sorted(runs, key=lambda r: r.next_scheduled_start_time or datetime.min.replace(tzinfo=UTC)):
+            if run.id in self.in_flight:
+                continue
+            try:
+                state = await propose_state(client, Pending(), flow_run_id=run.id)
+            except Abort:
+                continue  # another executor took it
+            if not state.is_pending():
+                continue
+            self.in_flight[run.id] = asyncio.create_task(self._execute(run), name=f"flow-run-{run.name}")
+
+    async def _execute(self, run) -> None:
+        from prefect.exceptions import Pause
+        from prefect.flow_engine import run_flow_async
+
+        flow = self.flows[run.deployment_id]
+        try:
+            await run_flow_async(flow, flow_run=run, parameters=run.parameters, return_type="state")
+        except Pause:
+            pass  # suspended: the run waits on the server with no process, as intended
+        except Exception:  # noqa: BLE001 - the engine has already recorded the run's failure
+            log.exception("flow run %s ended with an error", run.name)
+        finally:
+            self.in_flight.pop(run.id, None)
+            self.finished += 1
+
+
+def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: float = 1.0) -> Callable[[], None]:
+    """Run the executor on its own thread and event loop; return a function that stops it.
+
+    Off the main thread, Prefect's engine leaves SIGTERM alone: one signal stops the executor
+    cleanly instead of crashing whichever of the in-flight runs happened to be on the stack.
+    """
+    ready: "queue.Queue[tuple[asyncio.AbstractEventLoop, Executor] | BaseException]" = queue.Queue()
+
+    async def main() -> None:
+        executor = Executor(limit=limit, poll_s=poll_s)
+        try:
+            await executor.register(names)
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            ready.put(exc)
+            return
+        ready.put((asyncio.get_running_loop(), executor))
+        log.info("executing %d deployments in-process, up to %d runs at a time", len(executor.flows), limit)
+        await executor.run()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="duban-executor", daemon=True)
+    thread.start()
+    started = ready.get()
+    if isinstance(started, BaseException):
+        raise started
+    loop, executor = started
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(executor.stopping.set)
+        thread.join(60)
+
+    return stop

@@ -1,0 +1,64 @@
+"""`duban serve`: every long-running part of Duban, or one role of it per machine."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from enum import StrEnum
+
+from duban.executor import start_executor
+from duban.orchestrator import ensure_server, prefect_env
+
+log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    ALL = "all"  # the embedded default: server if none, mail sink, portal, clock, relay and flows
+    WEB = "web"  # the portal (unit pages and intake API)
+    CLOCK = "clock"  # the APScheduler clock that wakes the supervision sweep
+    RELAY = "relay"  # the notification relay
+    WORKER = "worker"  # serves the Prefect deployments
+
+
+# Services other parts of Duban add: role -> starter returning a stop function.
+SERVICES: dict[Role, list[Callable[[ExitStack], None]]] = {role: [] for role in Role}
+
+
+def child(stack: ExitStack, *args: str) -> subprocess.Popen:
+    """Start a `duban ...` child process that is stopped when serve stops."""
+    process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True)
+    stack.callback(stop_child, process)
+    return process
+
+
+def stop_child(process: subprocess.Popen, grace_s: float = 60) -> None:
+    """SIGTERM a child's process group, and SIGKILL it if it has not ended within the grace period."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def serve(role: Role, *, start_server: bool = True) -> None:
+    """Run the role's services until interrupted."""
+    # Blocked before any thread starts, so every thread inherits it and sigwait below receives them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    os.environ.update(prefect_env())
+    with ExitStack() as stack:
+        if role == Role.ALL and start_server:
+            server = ensure_server()
+            if server is not None:
+                stack.callback(stop_child, server)
+        for each in set(Role) if role == Role.ALL else {role}:
+            for start in SERVICES[each]:
+                start(stack)
+        if role in {Role.ALL, Role.WORKER}:
+            stack.callback(start_executor())
+        received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        log.info("stopping on %s", signal.Signals(received).name)

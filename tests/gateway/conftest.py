@@ -1,0 +1,79 @@
+"""A Prefect server with an auth string only the gateway knows, and the gateway itself on a free port."""
+
+import base64
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from duban.settings import get_settings
+from tests.flows.conftest import _healthy, _wait, free_port, stop
+
+AUTH_STRING = "gateway:only-the-gateway-knows-this"
+
+
+@dataclass(frozen=True)
+class Server:
+    """The Prefect server: its API URL and a client that talks to it directly, with the auth string."""
+
+    api: str
+
+    def client(self) -> httpx.Client:
+        token = base64.b64encode(AUTH_STRING.encode()).decode()
+        return httpx.Client(base_url=self.api.removesuffix("/api"), headers={"Authorization": f"Basic {token}"},
+                            timeout=30)
+
+
+@pytest.fixture(scope="session")
+def authed_prefect(tmp_path_factory) -> Iterator[Server]:
+    """A Prefect server that refuses every request without its auth string."""
+    home = tmp_path_factory.mktemp("prefect-gateway-home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "true", "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300"}
+    log = open(home / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        _wait(lambda: _healthy(api), 120, "the Prefect server start")
+        yield Server(api)
+    finally:
+        stop(server)
+        log.close()
+
+
+@pytest.fixture
+def gateway(db_url, authed_prefect, monkeypatch) -> Iterator[str]:
+    """The gateway in this process (uvicorn in a thread), on a free port; its base URL."""
+    from gateway.app import create_app
+
+    monkeypatch.setenv("DUBAN_PREFECT_AUTH_STRING", AUTH_STRING)
+    # The tests change sessions in the database and expect the very next request to see it.
+    monkeypatch.setenv("DUBAN_GATEWAY_SESSION_RECHECK_S", "0")
+    get_settings.cache_clear()
+    port = free_port()
+    config = uvicorn.Config(create_app(upstream_api=authed_prefect.api), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise TimeoutError("the gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

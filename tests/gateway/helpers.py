@@ -1,0 +1,56 @@
+"""Signing in through the real login form, and a suspended run with a decision form on the real server."""
+
+import json
+import re
+import uuid
+
+import httpx
+
+from tasks.accounts import add_user
+
+PASSWORD = "a-long-enough-password"
+SCHEMA = {"type": "object", "title": "ReturnDecision", "required": ["decision", "decided_by"], "properties": {
+    "decision": {"type": "string", "title": "Decision", "enum": ["approve", "reject"], "default": "reject"},
+    "decided_by": {"type": "string", "title": "Decided By", "minLength": 1}}}
+
+
+class Browser(httpx.Client):
+    """A client holding the gateway's cookies; once signed in, it sends the CSRF header the Prefect UI sends."""
+
+
+def login_form(client: httpx.Client) -> str:
+    """Open the login page; the hidden CSRF field's value."""
+    page = client.get("/login")
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def sign_in(base: str, name: str, role: str, *, create: bool = True) -> Browser:
+    """A person with this role, signed in through the form, holding the session's CSRF token."""
+    if create:
+        add_user(name=name, role=role, password=PASSWORD)
+    browser = Browser(base_url=base, timeout=30)
+    csrf = login_form(browser)
+    answer = browser.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf, "next": "/runs"})
+    assert answer.status_code == 303, answer.text
+    browser.headers["Prefect-Csrf-Token"] = browser.get("/api/csrf-token", params={"client": "test"}).json()["token"]
+    return browser
+
+
+def suspended_run(server, *, name: str) -> tuple[str, str]:
+    """A flow run named like an order, suspended on a decision form; its id and the form's response key."""
+    key = f"return-decision-v2-{uuid.uuid4().hex[:6]}"
+    keyset = {"description": f"suspended-{key}-description", "response": f"suspended-{key}-response",
+              "schema": f"suspended-{key}-schema"}
+    with server.client() as client:
+        flow = client.post("/api/flows/", json={"name": "run-order-lifecycle"}).json()
+        # A suspended run resumes into Scheduled, which the server allows only for a deployment's runs.
+        deployment = client.post("/api/deployments/", json={"name": "lifecycle", "flow_id": flow["id"]}).json()
+        run = client.post("/api/flow_runs/", json={
+            "flow_id": flow["id"], "deployment_id": deployment["id"], "name": name,
+            "state": {"type": "PAUSED", "name": "Suspended", "state_details": {
+                "pause_reschedule": True, "pause_key": key, "run_input_keyset": keyset}}}).json()
+        for key_name, value in (("schema", SCHEMA), ("description", f"### 退单审核 Return request of {name}")):
+            saved = client.post(f"/api/flow_runs/{run['id']}/input", json={"key": keyset[key_name],
+                                                                           "value": json.dumps(value)})
+            assert saved.status_code == 201, saved.text
+    return run["id"], keyset["response"]
