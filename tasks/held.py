@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.exc import StaleDataError
 
 from models.directory import Category, District, Unit
+from models.enums import FINAL_STATUSES
 from models.records import Event, Notification
 from models.requests import ReturnVisit, Review
 from models.work_order import Assignment, WorkOrder
@@ -101,6 +102,31 @@ def hold_orders(session: Session, ids: Iterable[int]) -> dict[int, WorkOrder]:
         ):
             held.notices[(order_id, kind)] = count
     return {i: held.orders[i] for i in ids if i in held.orders}
+
+
+def resume(session: Session, *, drop: Iterable[int] = ()) -> int:
+    """Hold again, in the session's new transaction, the open orders its last batch held, but `drop`.
+
+    For a caller that alone writes its orders between its own transactions (a replay, whose other
+    writer is the sweep it runs itself and whose orders it names in `drop`): the objects are the rows
+    as its last batch left them, so they are locked again (PostgreSQL) but not read again. Had anyone
+    else changed one, its version would no longer match and the batch would fail, never overwrite it.
+    Returns how many orders are held again.
+    """
+    previous = session.info.get(_KEY)
+    if previous is None or previous.transaction is session.get_transaction():
+        return 0
+    dropped = set(drop)
+    keep = {i: o for i, o in previous.orders.items() if i not in dropped and o.status not in FINAL_STATUSES}
+    held = _begin(session)
+    held.orders.update(keep)
+    held.assignments.update((i, previous.assignments[i]) for i in keep)
+    held.notices.update((key, n) for key, n in previous.notices.items() if key[0] in keep)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = list(keep)
+        for start in range(0, len(ids), _CHUNK):
+            session.execute(select(WorkOrder.id).where(WorkOrder.id.in_(ids[start:start + _CHUNK])).with_for_update())
+    return len(keep)
 
 
 def hold_new(session: Session, orders: Iterable[WorkOrder]) -> None:

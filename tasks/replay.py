@@ -22,6 +22,7 @@ from duban.db import session_scope
 from duban.errors import ValidationFailed
 from models.work_order import WorkOrder
 from tasks.history import ImportSummary, import_calls, import_totals, local_bounds
+from tasks import held
 from tasks.history_apply import Lookups, Step, allocate, apply_steps, load_lookups, receive
 from tasks.history_format import (
     LOCAL,
@@ -135,6 +136,8 @@ class _Clock:
         self.seq = 0
         self.hour: datetime | None = None
         self.next_due: datetime | None = None
+        # Orders the sweep may have changed since they were last held: read again before the next step.
+        self.stale: set[int] = set()
 
     def add(self, record: OrderRecord) -> None:
         if self.day and _local_day(record) != _local_day(self.day[0]):
@@ -184,6 +187,8 @@ class _Clock:
     def _run_hour(self, arrivals: list[OrderRecord], numbers: list[str], version: int) -> None:
         end = self.hour + HOUR
         session = self.session
+        held.resume(session, drop=self.stale)
+        self.stale = set()
         if arrivals:
             orders = receive(session, arrivals, lookups=self.lookups, numbers=numbers, actor_id="replay",
                              policy_version=version)
@@ -211,6 +216,8 @@ class _Clock:
     def _sweep(self, now: datetime) -> None:
         """The sweep at the end of an hour a deadline fell in; then the next deadline."""
         started = time.perf_counter()
+        self.stale |= set(self.session.scalars(select(WorkOrder.id).where(WorkOrder.next_due_at <= now)))
+        self.session.commit()
         fired = self.sweep(now) or {}
         self.summary.sweeps += 1
         self.summary.sweep_seconds += time.perf_counter() - started

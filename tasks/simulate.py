@@ -220,9 +220,14 @@ def _traits(profile: Profile, rng: random.Random, policy: Policy, data: dict, ha
     volume = Counter(i.lead for i in handed)
     candidates = [u for u, _ in volume.most_common() if kinds.get(u) not in ("platform",) and u != "urban_management"]
     shape = profile.shape
-    picked = rng.sample(candidates[:16], min(len(candidates[:16]),
-                                             shape["buck_passers"] + shape["late_units"] + shape["false_closers"]))
-    a, b = shape["buck_passers"], shape["buck_passers"] + shape["late_units"]
+    # Buck-passers and false closers among the busiest units; the late ones among the middle of the
+    # ranking, so a few units run late rather than the year's biggest handlers.
+    busy = rng.sample(candidates[:12], min(len(candidates[:12]), shape["buck_passers"] + shape["false_closers"]))
+    middle = [u for u in candidates[8:24] if u not in busy]
+    late = rng.sample(middle, min(len(middle), shape["late_units"]))
+    a = shape["buck_passers"]
+    picked = busy[:a] + late + busy[a:]
+    b = a + len(late)
     return Traits(frozenset(picked[:a]), frozenset(picked[a:b]), frozenset(picked[b:]), shape["return_share"],
                   shape["late_share"], shape["send_back_share"])
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 import models
 from duban.db import get_engine, reset_engines, session_scope
+from tasks.kb import ensure_search_index
 from tasks.policy_store import forget_policies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ def _empty(engine) -> None:
     if engine.dialect.name != "postgresql" or url not in _SCHEMA_READY:
         models.Base.metadata.drop_all(engine)
         models.Base.metadata.create_all(engine)
+        ensure_search_index(engine)
         _SCHEMA_READY.add(url)
         return
     tables = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
