@@ -22,10 +22,10 @@ T0 = datetime(2021, 3, 15, 1, 0, tzinfo=UTC)
 
 def _setup(url: str, orders: int) -> list[int]:
     os.environ["DUBAN_DATABASE_URL"] = url
+    import models
     from duban.db import get_engine, reset_engines, session_scope
     from tasks.directory import load_directory
     from tasks.orders import create_order
-    import models
 
     reset_engines()
     engine = get_engine(url)

@@ -166,9 +166,11 @@ def main() -> None:
 def _markdown(results: dict, args: argparse.Namespace) -> str:
     g = results["generate"]
     lines = [f"Generation: {g['orders']:,} orders, {g['calls']:,} call-log rows, {g['actions']:,} actions, "
-             f"{g['bytes'] / 1e6:.0f} MB: {g['seconds']} s wall, {g['cpu_seconds']} s CPU, peak {g['peak_mb']} MB.",
+             f"{g['bytes'] / 1e6:.0f} MB: {g['seconds']} s wall, {g['cpu_seconds']} s CPU, "
+             f"peak {g['peak_mb']} MB.",
              "", "| database | replay wall | replay CPU | peak memory | transitions | sweeps (rungs) | sweep time "
-             "| floor inserts | floor rows | replay / floor | report |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| floor inserts | floor rows | replay / floor | report |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("SQLite", "PostgreSQL"):
         if name not in results:
             continue

@@ -47,7 +47,8 @@ def import_(file: Path = typer.Argument(..., help="history file (.jsonl, or a ca
 @app.command("export")
 def export(date_from: str = typer.Option(..., "--from", help="first local day, e.g. 2021-01-01"),
            date_to: str = typer.Option(..., "--to", help="last local day, e.g. 2021-12-31"),
-           out: Path = typer.Option(None, "--out", help="file to write (.jsonl; .csv writes the call log only)")) -> None:
+           out: Path = typer.Option(None, "--out",
+                                    help="file to write (.jsonl; .csv writes the call log only)")) -> None:
     """Export the calls and the orders received in a period, in the import format."""
     from tasks.history import export_history
 
@@ -65,7 +66,8 @@ def simulate_year(year: int = typer.Option(2021, help="the year to generate (200
                   profile: str = typer.Option("zhuzhou", help="zhuzhou, or a profile JSON file"),
                   seed: int = typer.Option(1, help="random seed: the same seed gives the same file"),
                   scale: float = typer.Option(1.0, help="multiply every count, e.g. 10 for a city ten times larger"),
-                  out: Path = typer.Option(None, "--out", help="file to write (default year-YEAR-PROFILE.jsonl)")) -> None:
+                  out: Path = typer.Option(None, "--out",
+                                           help="file to write (default year-YEAR-PROFILE.jsonl)")) -> None:
     """Generate a year of calls, items and their histories following a profile's published figures."""
     from tasks.simulate import simulate_year as generate
     from tasks.simulate_profile import load_profile
@@ -85,7 +87,8 @@ def simulate_year(year: int = typer.Option(2021, help="the year to generate (200
 def replay(file: Path = typer.Argument(..., help="history file to replay, e.g. from duban simulate year"),
            sweep: bool = typer.Option(True, help="run the supervision sweep after each simulated hour")) -> None:
     """Run a year through Duban's intake, transitions and supervision sweep in simulated time."""
-    from tasks.replay import replay as run, supervision_sweep
+    from tasks.replay import replay as run
+    from tasks.replay import supervision_sweep
 
     size = file.stat().st_size if file.is_file() else 0
     if not size:

@@ -35,8 +35,10 @@ async def run_order_lifecycle(order_number: str) -> str:
             logger.info(line)
         if snap.story:
             mark_told(order_id=snap.order_id, last_event_id=snap.last_event_id)
-            await _publish_timeline(order_number)
         step = snap.step
+        # The timeline artifact is for a person reading it: refreshed when a decision is asked for and at the end.
+        if snap.story and step.kind in {"done", "form"}:
+            await _publish_timeline(order_number)
         if step.kind == "done":
             logger.info("Work order %s finished: %s.", order_number, step.name)
             return str(step.name)

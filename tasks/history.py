@@ -29,8 +29,8 @@ from tasks.history_format import (
     call_csv_row,
     dump_line,
     record_dict,
-    read_records,
 )
+from tasks.history_parse import read_records
 
 ACTION_OF_EVENT = {rule.event: action for action, rule in TRANSITIONS.items()}
 _BATCH = 2000

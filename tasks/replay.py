@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from duban.db import session_scope
 from duban.errors import ValidationFailed
 from models.work_order import WorkOrder
-from tasks.history import ImportSummary, import_calls, import_totals, local_bounds
 from tasks import held
+from tasks.history import ImportSummary, import_calls, import_totals, local_bounds
 from tasks.history_apply import Lookups, Step, allocate, apply_steps, load_lookups, receive
 from tasks.history_format import (
     LOCAL,
@@ -32,8 +32,8 @@ from tasks.history_format import (
     HistoryError,
     OrderRecord,
     TotalsRecord,
-    read_records,
 )
+from tasks.history_parse import read_records
 from tasks.policy_store import current_policy
 
 HOUR = timedelta(hours=1)

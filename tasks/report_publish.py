@@ -32,7 +32,8 @@ def report_period(*, kind: str, period: str | None = None, today: date | None = 
     today = today or datetime.now(LOCAL).date()
     try:
         if kind == "monthly":
-            first = date.fromisoformat(f"{period}-01") if period else (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+            last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+            first = date.fromisoformat(f"{period}-01") if period else last_month
             following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
             return first, following - timedelta(days=1), f"{first:%Y-%m}"
         if kind == "annual":

@@ -109,11 +109,14 @@ def render_markdown(report: dict[str, Any], charts: dict[str, str] | None = None
     s = report["supervision"]
     previous = report.get("previous") or {}
     figures = [
-        ("calls connected 接通来电", "calls_connected"), ("from county platforms 县市区平台", "calls_from_county_platforms"),
+        ("calls connected 接通来电", "calls_connected"),
+        ("from county platforms 县市区平台", "calls_from_county_platforms"),
         ("valid items 有效诉求", "valid_items_accepted"), ("handed to units 转交承办单位", "handed_to_units"),
-        ("completion rate 办结率 %", "handed_to_units_completion_rate_pct"), ("direct answers 直接答复", "direct_answers"),
+        ("completion rate 办结率 %", "handed_to_units_completion_rate_pct"),
+        ("direct answers 直接答复", "direct_answers"),
         ("return visits 回访", "return_visits"), ("satisfaction rate 满意率 %", "satisfaction_rate_pct"),
-        ("suggestions forwarded 转交建议", "suggestions_forwarded"), ("suggestions adopted 采纳建议", "suggestions_adopted"),
+        ("suggestions forwarded 转交建议", "suggestions_forwarded"),
+        ("suggestions adopted 采纳建议", "suggestions_adopted"),
     ]
     parts = [
         f"# {period_zh(report)}12345热线运行报告 · 12345 hotline report {report['period']['from']} to "
@@ -152,7 +155,8 @@ def render_markdown(report: dict[str, Any], charts: dict[str, str] | None = None
         "", _image("Unit ranking", charts.get("units")), "",
         "## 督办情况 Supervision findings", "",
         _table(["finding", "count"], [
-            ["overdue lead assignments 超期办理", f"{s['overdue']} of {s['lead_assignments']} ({_rate(s['overdue_rate_pct'])})"],
+            ["overdue lead assignments 超期办理",
+             f"{s['overdue']} of {s['lead_assignments']} ({_rate(s['overdue_rate_pct'])})"],
             ["returns requested 退单申请", s["returns"]], ["returns approved 同意退单", s["returns_approved"]],
             ["returns rejected 驳回退单", s["returns_rejected"]],
             ["rejected automatically, no on-site evidence 无现场证据自动驳回", s["returns_auto_rejected"]],

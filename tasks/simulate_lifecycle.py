@@ -117,7 +117,8 @@ class Lives:
             bare = on_site and rng.random() < 0.6
             request = {"reason": "该事项不属于本单位职责"}
             if not bare:
-                request |= {"suggested_unit": self._alternative(item, lead), "evidence_note": "已到现场核实，非本单位设施"}
+                request |= {"suggested_unit": self._alternative(item, lead),
+                            "evidence_note": "已到现场核实，非本单位设施"}
             steps.append(EventRecord(at, Action.REQUEST_RETURN, ActorKind.UNIT, lead, request))
             if bare:
                 steps.append(EventRecord(at, Action.REJECT_RETURN, ActorKind.SYSTEM, "system",

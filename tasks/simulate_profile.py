@@ -142,7 +142,8 @@ def _profile(data: dict[str, Any], shape: dict[str, Any], path: Path) -> Profile
         raise ValidationFailed(f"{path}: shape.hot_topic_handed needs one falling count per hot topic, each above "
                                "shape.other_handed_cap")
     return Profile(
-        name=path.stem.split("-")[0] if path.parent == PROFILES else str(path), year=data["year"], calls_connected=data["calls_connected"],
+        name=path.stem.split("-")[0] if path.parent == PROFILES else str(path), year=data["year"],
+        calls_connected=data["calls_connected"],
         calls_from_county_platforms=data["calls_from_county_platforms"], valid_items=data["valid_items_accepted"],
         handed_to_units=data["handed_to_units"], completion_rate_pct=data["handed_to_units_completion_rate_pct"],
         return_visits=data["return_visits"], satisfaction_rate_pct=data["satisfaction_rate_pct"],

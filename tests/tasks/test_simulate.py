@@ -9,7 +9,8 @@ import pytest
 
 from duban.errors import ValidationFailed
 from tasks.history_apply import load_lookups
-from tasks.history_format import LOCAL, CallRecord, OrderRecord, read_records
+from tasks.history_format import LOCAL, CallRecord, OrderRecord
+from tasks.history_parse import read_records
 from tasks.simulate import simulate_year
 from tasks.simulate_profile import apportion, load_profile
 
