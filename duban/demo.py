@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import httpx
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
 from rich.console import Console
 from sqlalchemy import func, select
 
@@ -154,6 +154,8 @@ class Party:
                        "satisfaction": "unsatisfied" if unhappy else "satisfied"}
         try:
             resume_flow_run(run_id, run_input=values)
+        except NotPausedError:
+            return  # a unit's action woke the run a moment ago; the form comes back if still needed
         except RuntimeError as exc:
             if "schema not found" in str(exc):
                 return  # the form is a moment from being stored; next round
