@@ -57,7 +57,7 @@ ZHUZHOU_SHAPE: dict[str, Any] = {
     "very_urgent_share": 0.005,
     # Units that misbehave, so supervision has something to find.
     "buck_passers": 3, "late_units": 3, "false_closers": 2,
-    "return_share": 0.10, "late_share": 0.20, "send_back_share": 0.01,
+    "return_share": 0.10, "late_share": 0.15, "send_back_share": 0.01,
 }
 
 # Subcategory weights within each top category, in the directory's order.
