@@ -80,13 +80,23 @@ def policy_check(file: Path = typer.Argument(None, help="policy file (default: t
 
 def _reference_problems(policy) -> list[str]:
     """Unknown unit, category or district codes, once a directory is in the database."""
-    from sqlalchemy import inspect, select
+    from sqlalchemy import inspect, make_url, select
+    from sqlalchemy.exc import OperationalError
 
     from duban.db import get_engine, session_scope
+    from duban.settings import get_settings
     from models.directory import Category, District, Unit
     from models.policy import check_references
 
-    if not inspect(get_engine()).has_table("units"):
+    url = make_url(get_settings().database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return []  # no database yet, so no directory to check against (and none is created by looking)
+    try:
+        if not inspect(get_engine()).has_table("units"):
+            return []
+    except OperationalError as exc:
+        err.print(f"[yellow]warning:[/yellow] codes not checked against the directory: {exc.orig}",
+                  highlight=False)
         return []
     with session_scope(readonly=True) as session:
         units = set(session.scalars(select(Unit.code)))

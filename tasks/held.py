@@ -322,16 +322,17 @@ _ASSIGNMENT_COLUMNS = frozenset(c.key for c in _ASSIGNMENTS.columns) - {"id"}
 _ASSIGNMENT_DEFAULTS = {c.key: c.default.arg if c.default is not None and c.default.is_scalar else None
                         for c in _ASSIGNMENTS.columns if c.key != "id"}
 _INSERT_ASSIGNMENTS = insert(_ASSIGNMENTS).returning(_ASSIGNMENTS.c.id, _ASSIGNMENTS.c.work_order_id,
-                                                     _ASSIGNMENTS.c.unit_id)
+                                                     _ASSIGNMENTS.c.unit_id, _ASSIGNMENTS.c.role)
 
 
 def _write_assignments(session: Session, held: Held) -> None:
     """INSERT the held orders' new assignments at once and make them the session's persistent rows.
 
-    Within one flush an order took one transition, so (order, unit) names each new assignment.
+    Within one flush an order took one transition, so (order, unit, role) names each new assignment;
+    should two share it (a unit named twice), the ORM inserts them one by one as it would anyway.
     """
     added = [obj for obj in session.new if type(obj) is Assignment and obj.work_order_id in held.orders]
-    if not added:
+    if not added or len({(a.work_order_id, a.unit_id, a.role) for a in added}) != len(added):
         return
     rows = []
     for obj in added:
@@ -339,11 +340,11 @@ def _write_assignments(session: Session, held: Held) -> None:
         for key, default in _ASSIGNMENT_DEFAULTS.items():
             values.setdefault(key, default)
         rows.append({key: values[key] for key in _ASSIGNMENT_DEFAULTS})
-    ids = {(order_id, unit_id): row_id for row_id, order_id, unit_id in
+    ids = {(order_id, unit_id, role): row_id for row_id, order_id, unit_id, role in
            session.connection().execute(_INSERT_ASSIGNMENTS, rows)}
     for obj in added:
         session.expunge(obj)
-        obj.id = ids[(obj.work_order_id, obj.unit_id)]
+        obj.id = ids[(obj.work_order_id, obj.unit_id, obj.role)]
         make_transient_to_detached(obj)
         session.add(obj)
         # The object is now the stored row: nothing of it is pending.

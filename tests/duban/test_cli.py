@@ -55,11 +55,15 @@ def test_init_migrates_postgresql_idempotently(pg_admin_url):
     engine.dispose()
 
 
-def test_policy_check_accepts_the_shipped_policies():
+def test_policy_check_accepts_the_shipped_policies(tmp_path):
+    # A fresh checkout has no database yet: the file is checked on its own, and nothing is created.
+    absent = tmp_path / "var" / "duban.db"
     for name in ("policy.yaml", "policy.demo.yaml"):
-        result = run("policy", "check", name, "--today", "2026-06-01")
+        result = run("policy", "check", name, "--today", "2026-06-01",
+                     env={"DUBAN_DATABASE_URL": f"sqlite:///{absent}"})
         assert result.returncode == 0, result.stderr
         assert "ok" in result.stdout
+    assert not absent.parent.exists()
 
 
 def test_policy_check_names_key_and_line_of_a_broken_policy(tmp_path):
@@ -75,8 +79,9 @@ def test_policy_check_names_key_and_line_of_a_broken_policy(tmp_path):
     assert f":{index + 1}:" in result.stderr and "handling" in result.stderr and "working_days" in result.stderr
 
 
-def test_policy_check_warns_in_november_when_next_year_is_missing():
-    result = run("policy", "check", "policy.yaml", "--today", "2026-11-30")
+def test_policy_check_warns_in_november_when_next_year_is_missing(tmp_path):
+    result = run("policy", "check", "policy.yaml", "--today", "2026-11-30",
+                 env={"DUBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'duban.db'}"})
     assert result.returncode == 0
     assert "2027" in result.stderr
 

@@ -156,3 +156,14 @@ def test_the_documented_example_imports_and_exports_as_written(directory, tmp_pa
     exported = tmp_path / "exported.jsonl"
     export_history(path=exported, date_from=date(2021, 3, 1), date_to=date(2021, 3, 31))
     assert exported.read_text(encoding="utf-8") == example
+
+
+def test_a_unit_named_twice_on_a_dispatch_gets_both_assignments(directory, tmp_path):
+    twice = order("ZZ20210302-000009", at("2021-03-02"), category=NOISE, events=[
+        ev(at("2021-03-02", "09:10"), "dispatch", "staff:desk-01", unit="ecology_environment",
+           assist=["public_security", "public_security"]),
+        ev(at("2021-03-02", "09:40"), "sign", "unit:ecology_environment")])
+    import_history(path=write(tmp_path / "twice.jsonl", [twice]))
+    with session_scope(readonly=True) as session:
+        roles = sorted(session.execute(select(Assignment.role, Assignment.signed_at.is_not(None))).all())
+    assert roles == [("assist", False), ("assist", False), ("lead", True)]
