@@ -45,11 +45,30 @@ def stop_child(process: subprocess.Popen, grace_s: float = 60) -> None:
             process.wait()
 
 
+def configure_logging() -> None:
+    """Duban's own log lines to stderr, each with its process, for a service's journal or log file."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    logging.getLogger("duban").setLevel(logging.INFO)
+    # Two lines per wake-up of the clock's one job say nothing the clock's own lines do not.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+
+
 def serve(role: Role, *, start_server: bool = True) -> None:
     """Run the role's services until interrupted."""
+    from duban.settings import get_settings
+
+    configure_logging()
     # Blocked before any thread starts, so every thread inherits it and sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     os.environ.update(prefect_env())
+    settings = get_settings()
+    if settings.migrate_on_start:
+        from duban.schema import migrate
+
+        migrate()
+        log.info("database at the newest revision")
     with ExitStack() as stack:
         if role == Role.ALL and start_server:
             server = ensure_server()
@@ -59,6 +78,7 @@ def serve(role: Role, *, start_server: bool = True) -> None:
             for start in SERVICES[each]:
                 start(stack)
         if role in {Role.ALL, Role.WORKER}:
-            stack.callback(start_executor())
+            stack.callback(start_executor(limit=settings.worker_limit, name=settings.worker_name or None))
+        log.info("serving role %s", role.value)
         received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
         log.info("stopping on %s", signal.Signals(received).name)
