@@ -2,9 +2,12 @@
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,6 +17,16 @@ import yaml
 
 from duban.errors import DubanError
 from duban.settings import ROOT, get_settings
+
+
+@contextmanager
+def signals_unblocked() -> Iterator[None]:
+    """Let a child started here receive SIGINT and SIGTERM: it inherits the mask `duban serve` blocks them with."""
+    previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def prefect_env(api_url: str | None = None) -> dict[str, str]:
@@ -50,9 +63,10 @@ def ensure_server(api_url: str | None = None, *, wait_s: float = 90) -> subproce
     env = {**os.environ, **prefect_env(api_url)}
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     log = open(Path(env["PREFECT_HOME"]) / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", parsed.hostname, "--port", str(parsed.port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with signals_unblocked():
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", parsed.hostname, "--port", str(parsed.port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from enum import StrEnum
 
 from duban.executor import start_executor
-from duban.orchestrator import ensure_server, prefect_env
+from duban.orchestrator import ensure_server, prefect_env, signals_unblocked
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ SERVICES: dict[Role, list[Callable[[ExitStack], None]]] = {role: [] for role in 
 
 def child(stack: ExitStack, *args: str) -> subprocess.Popen:
     """Start a `duban ...` child process that is stopped when serve stops."""
-    process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True)
+    with signals_unblocked():
+        process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True)
     stack.callback(stop_child, process)
     return process
 
@@ -53,6 +54,7 @@ def configure_logging() -> None:
     logging.getLogger("duban").setLevel(logging.INFO)
     # Two lines per wake-up of the clock's one job say nothing the clock's own lines do not.
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def serve(role: Role, *, start_server: bool = True) -> None:
@@ -65,9 +67,11 @@ def serve(role: Role, *, start_server: bool = True) -> None:
     os.environ.update(prefect_env())
     settings = get_settings()
     if settings.migrate_on_start:
+        from duban.db import get_engine
         from duban.schema import migrate
 
         migrate()
+        get_engine().dispose()  # the services open their own connections; keep none idle in this process
         log.info("database at the newest revision")
     with ExitStack() as stack:
         if role == Role.ALL and start_server:

@@ -27,6 +27,7 @@ from duban.settings import get_settings
 from models.base import utcnow
 from gateway.pages import login_page, refused_page
 from gateway.routes import WEBSOCKET_PATHS, Rule, allows, classify
+from gateway.server_csrf import ServerCsrf
 from tasks.accounts import (LoginRefused, SessionInvalid, SessionUser, check_decider, login, logout, record_audit,
                             session_user)
 
@@ -59,7 +60,7 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         async with httpx.AsyncClient(base_url=root, headers=server_headers,
                                      timeout=httpx.Timeout(60, connect=5)) as client:
-            app.state.client = client
+            app.state.client, app.state.server_csrf = client, ServerCsrf()
             yield
 
     async def login_form(request: Request) -> Response:
@@ -272,6 +273,10 @@ async def _describe(client: httpx.AsyncClient, rule: Rule, user: SessionUser, pa
 
 async def _forward(request: Request, client: httpx.AsyncClient, body: bytes) -> Response:
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
+    try:
+        headers += list((await request.app.state.server_csrf.headers(client, request.method)).items())
+    except httpx.HTTPError as exc:
+        return JSONResponse({"detail": f"the Prefect server did not issue a CSRF token: {exc}"}, status_code=502)
     upstream = client.build_request(request.method, request.url.path, params=request.url.query or None,
                                     headers=headers, content=body)
     try:
