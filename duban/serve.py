@@ -49,12 +49,11 @@ def stop_child(process: subprocess.Popen, grace_s: float = 60) -> None:
 def configure_logging() -> None:
     """Duban's own log lines to stderr, each with its process, for a service's journal or log file."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
-    logging.getLogger("duban").setLevel(logging.INFO)
-    # Two lines per wake-up of the clock's one job say nothing the clock's own lines do not.
-    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Others' INFO lines are one per HTTP request or per wake-up of the clock's job: warnings only from them.
+    for name in ("duban", "apscheduler.scheduler", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def serve(role: Role, *, start_server: bool = True) -> None:

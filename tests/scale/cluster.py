@@ -355,5 +355,20 @@ class Embedded(Deployment):
         self.wait_web()
         self.reached("every process ready")
 
+    def cpu(self) -> dict[str, float]:
+        """The Prefect server `duban serve` started apart from the rest of it."""
+        total = tree_cpu(self.processes["all"].pid)
+        server = [pid for pid in self._descendants(self.processes["all"].pid)
+                  if b"prefect\x00server\x00start" in _cmdline(pid)]
+        prefect = sum(tree_cpu(pid) for pid in server)
+        return {"prefect-server": prefect, "all": total - prefect}
+
     def down(self) -> None:
         self.stop()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

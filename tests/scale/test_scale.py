@@ -28,11 +28,13 @@ def test_the_documented_deployment_takes_every_order_where_its_scenario_says(tmp
             party.wait_mail_sent()
             summary = party.verify()
         shared = deployment.runs_per_worker()
+        cpu = sum(deployment.cpu().values()) + sum(os.times()[:2])
         clocks = deployment.log("clock-a"), deployment.log("clock-b")
     finally:
         deployment.down()
         smtp.stop()
-    print(f"\n{summary}; flow runs per worker: {shared}; acts: {dict(party.acts)}; at: {deployment.milestones}")
+    print(f"\n{summary}; flow runs per worker: {shared}; acts: {dict(party.acts)}; at: {deployment.milestones}; "
+          f"CPU of every process and this one: {cpu:.0f} s")
     assert summary["orders"] == ORDERS
     assert {s.scenario for s in party.scripts.values()} == set(SCENARIOS) or ORDERS < len(SCENARIOS)
     assert sorted(shared) == ["worker-1", "worker-2"] and all(n > 0 for n in shared.values()), shared
