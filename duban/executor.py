@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class Executor:
         log.info("worker %s stopping: %d flow runs executed", self.name, self.finished)
 
     async def _claim(self, client, free: int) -> None:
-        from prefect.exceptions import Abort
+        from prefect.exceptions import Abort, Pause
         from prefect.states import Pending
         from prefect.utilities.engine import propose_state
 
@@ -74,8 +75,10 @@ class Executor:
                 continue
             try:
                 state = await propose_state(client, Pending(), flow_run_id=run.id)
-            except Abort:
-                continue  # another executor took it
+            except (Abort, Pause):
+                # Another executor took it, and has perhaps already run it to its next wait (Pause);
+                # both are PrefectSignals, BaseExceptions the polling loop would not survive.
+                continue
             if not state.is_pending():
                 continue
             log.info("worker %s took flow run %s (%s)", self.name, run.name, run.id)
@@ -120,7 +123,14 @@ def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: fl
         ready.put((asyncio.get_running_loop(), executor))
         log.info("worker %s executing %d deployments in-process, up to %d runs at a time", executor.name,
                  len(executor.flows), limit)
-        await executor.run()
+        try:
+            await executor.run()
+        except BaseException:
+            # A worker that no longer executes must not look alive: stop the process, and its supervisor
+            # (systemd) starts it again; the reconciler restarts the runs it had in flight.
+            log.critical("worker %s stopped executing; stopping the process", executor.name, exc_info=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
 
     thread = threading.Thread(target=asyncio.run, args=(main(),), name="duban-executor", daemon=True)
     thread.start()
@@ -130,7 +140,11 @@ def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: fl
     loop, executor = started
 
     def stop() -> None:
-        loop.call_soon_threadsafe(executor.stopping.set)
-        thread.join(60)
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(executor.stopping.set)
+            except RuntimeError:
+                pass  # the loop ended on its own between the check and the call
+            thread.join(60)
 
     return stop

@@ -103,6 +103,7 @@ class Party:
         self.csrf = ""
         self.emails: dict[int, str] = {}
         self.first_fed = self.last_closed = 0.0
+        self.last_worker: Counter = Counter()
 
     # Channels and intake.
     def feed(self, count: int) -> None:
@@ -287,9 +288,9 @@ class Party:
         deadline = time.monotonic() + 120
         with get_client(sync_client=True) as client:
             while True:  # a run closes its order, then publishes the timeline and ends
-                states = Counter(run.state.type.value for start in range(0, len(runs), 200)
-                                 for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                                     id=FlowRunFilterId(any_=runs[start:start + 200])), limit=200))
+                read = [run for start in range(0, len(runs), 200) for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs[start:start + 200])), limit=200)]
+                states = Counter(run.state.type.value for run in read)
                 if states == {"COMPLETED": len(runs)} or time.monotonic() > deadline:
                     break
                 time.sleep(1)
@@ -297,6 +298,7 @@ class Party:
         assert unsent == 0
         missing = set(notices) - set(self.mailbox.message_ids)
         assert not missing, f"{len(missing)} notices never reached the mail server"
+        self.last_worker = Counter(run.labels.get("duban.worker") for run in read)
         return {"orders": len(orders), "lifecycle_runs": len(runs), "notices": len(notices),
                 "mails": sum(self.mailbox.message_ids.values()),
                 "duplicate_mails": sum(n - 1 for n in self.mailbox.message_ids.values())}

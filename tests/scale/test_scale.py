@@ -39,4 +39,5 @@ def test_the_documented_deployment_takes_every_order_where_its_scenario_says(tmp
     assert {s.scenario for s in party.scripts.values()} == set(SCENARIOS) or ORDERS < len(SCENARIOS)
     assert sorted(shared) == ["worker-1", "worker-2"] and all(n > 0 for n in shared.values()), shared
     assert sum(shared.values()) >= summary["lifecycle_runs"]
+    assert set(party.last_worker) <= {"worker-1", "worker-2"}, party.last_worker  # the label each run carries
     assert "clock active" in clocks[0] and "clock active" not in clocks[1] and "clock standing by" in clocks[1]
