@@ -55,6 +55,7 @@ class PostgresLock:
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
         })
         self.connection: Connection | None = None
+        self.seen_holder: str | None = None
 
     def try_acquire(self) -> bool:
         if self.connection is not None:
@@ -63,14 +64,14 @@ class PostgresLock:
         try:
             taken = connection.scalar(text("SELECT pg_try_advisory_lock(:cls, :key)"),
                                       {"cls": LOCK_CLASS, "key": self.key})
-        except Exception:
-            connection.close()
-            raise
-        if taken:
-            self.connection = connection
-        else:
-            connection.close()
-        return bool(taken)
+            if taken:
+                self.connection = connection
+                return True
+            self.seen_holder = self._holder(connection)
+        finally:
+            if self.connection is not connection:
+                connection.close()
+        return False
 
     def still_held(self) -> bool:
         if self.connection is None:
@@ -85,13 +86,18 @@ class PostgresLock:
             return False
 
     def holder(self) -> str:
+        if self.seen_holder is not None:
+            return self.seen_holder  # read by the attempt that just failed
         with self.engine.connect() as connection:
-            found = connection.execute(text(
-                "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.classid = :cls AND l.objid = :key AND l.objsubid = 2 "
-                "AND l.granted"), {"cls": LOCK_CLASS, "key": self.key}).first()
+            return self._holder(connection)
+
+    def _holder(self, connection: Connection) -> str:
+        found = connection.execute(text(
+            "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = :cls AND l.objid = :key AND l.objsubid = 2 "
+            "AND l.granted"), {"cls": LOCK_CLASS, "key": self.key}).first()
         if found is None:
-            return "nobody"
+            return "nobody (it was let go a moment ago)"
         return f"{found.application_name or 'a session'} from {found.client_addr or 'a local socket'}"
 
     def release(self) -> None:

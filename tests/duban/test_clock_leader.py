@@ -1,6 +1,7 @@
 """Two real clock processes on one database: one fires, the other stands by and takes over after a kill -9."""
 
 import os
+import threading
 import signal
 import subprocess
 import sys
@@ -88,3 +89,40 @@ def test_one_clock_fires_the_other_stands_by_and_takes_over_after_kill_9(directo
         if second is not None:
             second.kill(signal.SIGTERM)
     assert "clock stopped" in second.log  # a clean stop gives the lock back after the scheduler ends
+
+
+def test_a_clock_whose_lock_connection_is_cut_stops_its_scheduler_before_it_may_lead_again(pg_admin_url, monkeypatch,
+                                                                                          caplog):
+    from sqlalchemy import create_engine, text
+
+    from duban.clock import lead_or_stand_by
+    from duban.db import reset_engines
+    from duban.schema import migrate
+
+    monkeypatch.setenv("DUBAN_DATABASE_URL", pg_admin_url)
+    monkeypatch.setenv("DUBAN_CLOCK_RUNS_FLOWS", "false")
+    monkeypatch.setenv("DUBAN_CLOCK_STANDBY_POLL_S", "0.2")
+    reset_engines()
+    migrate()
+    caplog.set_level("INFO", logger="duban.clock")
+    stopped = threading.Event()
+    clock = threading.Thread(target=lead_or_stand_by, args=(stopped,), daemon=True)
+    clock.start()
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        wait_for(lambda: "clock started" in caplog.text, "the clock starting")
+        with admin.connect() as conn:
+            # What a database restart or a lost network does to the lock's session.
+            cut = conn.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE application_name LIKE 'duban clock%' AND datname = current_database()"))
+        assert cut == 1
+        wait_for(lambda: caplog.text.count("clock started") == 2, "the clock leading again")
+        lines = [r.getMessage() for r in caplog.records]
+        lost = next(i for i, line in enumerate(lines) if "lost the clock lock" in line)
+        assert "clock stopped" in lines[lost + 1:lost + 4]
+        assert any(line.startswith("clock active") for line in lines[lost + 1:])
+    finally:
+        stopped.set()
+        clock.join(30)
+        admin.dispose()
+        reset_engines()
