@@ -51,8 +51,11 @@ class PostgresLock:
         self.key, self.name = key, name
         self.engine = create_engine(url, poolclass=NullPool, connect_args={
             "application_name": f"duban {name} {whoami()}"[:63],
-            # A holder whose machine vanished is noticed within about idle + interval * count seconds.
+            # Keepalives both ways, each noticing a silent peer within idle + interval * count = 25 s: the
+            # server's side ends the session of a holder whose machine vanished, freeing the lock (its own
+            # default waits about two hours); the holder's side notices that its database is gone.
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
         })
         self.connection: Connection | None = None
         self.seen_holder: str | None = None
