@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,6 +105,7 @@ class Party:
         self.emails: dict[int, str] = {}
         self.first_fed = self.last_closed = 0.0
         self.last_worker: Counter = Counter()
+        self.lock = threading.Lock()
 
     # Channels and intake.
     def feed(self, count: int) -> None:
@@ -212,9 +214,10 @@ class Party:
         else:
             raise AssertionError(f"{number} ({s}) waits for {key}, which no scenario expects")
         if ok:
-            script.done.add(step)
-            self.acted.add((run_id, key))
-            self.acts[step] += 1
+            with self.lock:
+                script.done.add(step)
+                self.acted.add((run_id, key))
+                self.acts[step] += 1
 
     # The loop.
     def play(self, orders: int, *, in_flight: int = 100, timeout: float = 3600) -> None:
@@ -225,7 +228,7 @@ class Party:
 
         self.sign_in()
         deadline, last_intake = time.monotonic() + timeout, 0.0
-        with get_client(sync_client=True) as client:
+        with get_client(sync_client=True) as client, ThreadPoolExecutor(8) as people:
             lifecycle = client.read_deployment_by_name("run-order-lifecycle/lifecycle").id
             paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
             only = DeploymentFilter(id=DeploymentFilterId(any_=[lifecycle]))
@@ -246,10 +249,13 @@ class Party:
                     page = client.read_flow_runs(flow_run_filter=paused, deployment_filter=only, limit=200,
                                                  offset=len(runs))
                     runs += page
+                todo = []
                 for run in runs:
                     key = run.state.state_details.pause_key or ""
                     if run.name in self.scripts and (run.id, key) not in self.acted:
-                        self.act(run.id, run.name, key)
+                        todo.append((run.id, run.name, key))
+                # Each order's people act on their own, all at once: an order is in one wait at a time.
+                list(people.map(lambda waiting: self.act(*waiting), todo))
                 time.sleep(0.5)
         self.last_closed = time.monotonic()
 
