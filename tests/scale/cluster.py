@@ -268,8 +268,8 @@ class Scaled(Deployment):
             "DUBAN_PORTAL_HOST": "127.0.0.1", "DUBAN_PORTAL_PORT": str(self.ports[0][0]),
             "DUBAN_GATEWAY_HOST": "127.0.0.1", "DUBAN_GATEWAY_PORT": str(self.ports[0][1]),
             "DUBAN_GATEWAY_SECURE_COOKIES": "false", "DUBAN_UPLOAD_DIR": str(work / "uploads"),
-            "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port), "DUBAN_SMTP_USER": "duban@example.gov.cn",
-            "DUBAN_SMTP_PASSWORD": "", "DUBAN_SMTP_STARTTLS": "false",
+            "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
+            "DUBAN_SMTP_USER": "duban@example.gov.cn", "DUBAN_SMTP_PASSWORD": "", "DUBAN_SMTP_STARTTLS": "false",
             "DUBAN_DB_POOL_SIZE": str(pool[0]), "DUBAN_DB_MAX_OVERFLOW": str(pool[1])}
         self.prefect_env = self._settings(PREFECT_ENV, local_prefect)
         self.env = self._settings(DUBAN_ENV, local_duban)
@@ -326,6 +326,11 @@ class Scaled(Deployment):
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
+    def sent_per_relay(self) -> dict[str, int]:
+        """Notices each relay sent, from the lines `duban relay` prints per pass."""
+        return {name: sum(int(n) for n in re.findall(r"relay: (\d+) sent", self.log(name)))
+                for name in self.processes if name.startswith("relay-")}
+
     def runs_per_worker(self) -> dict[str, int]:
         """Flow runs each worker took (started or resumed), from its log."""
         return {name: len(re.findall(rf"worker {name} took flow run", self.log(name)))
@@ -342,9 +347,10 @@ class Embedded(Deployment):
         self.auth = ""
         self.db_url = f"sqlite:///{work / 'duban.db'}"
         self.portals, self.gateways = [f"http://127.0.0.1:{portal}"], [f"http://127.0.0.1:{gateway}"]
-        self.env = {"DUBAN_DATABASE_URL": self.db_url, "PREFECT_API_URL": self.api, "PREFECT_HOME": str(work / "prefect"),
-                    "DUBAN_PORTAL_BASE_URL": self.portals[0], "DUBAN_PORTAL_PORT": str(portal),
-                    "DUBAN_GATEWAY_PORT": str(gateway), "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
+        self.env = {"DUBAN_DATABASE_URL": self.db_url, "PREFECT_API_URL": self.api,
+                    "PREFECT_HOME": str(work / "prefect"), "DUBAN_PORTAL_BASE_URL": self.portals[0],
+                    "DUBAN_PORTAL_PORT": str(portal), "DUBAN_GATEWAY_PORT": str(gateway),
+                    "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
                     "DUBAN_UPLOAD_DIR": str(work / "uploads")}
 
     def up(self) -> None:
