@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from duban.settings import get_settings
-from tests.flows.conftest import _healthy, _wait, free_port, stop
+from tests.prefect_fixtures import _healthy, _wait, free_port, stop
 
 AUTH_STRING = "gateway:only-the-gateway-knows-this"
 
