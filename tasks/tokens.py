@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
@@ -161,26 +161,22 @@ class Use:
     successor: str
 
 
-def consume_token(*, token: str, at: datetime | None = None) -> Use:
-    """Use a token up for one submission; of two simultaneous submissions only one gets it."""
+def consume_token(*, session: Session, token: str, at: datetime | None = None) -> Use:
+    """Use a token up for one submission, in the caller's transaction with the action it allows.
+
+    Of two simultaneous submissions only one gets it; if the action fails or the process dies before
+    the commit, the token is as it was, so the unit can send the form again with the same link.
+    """
     at = at or utcnow()
-    with session_scope() as session:
-        grant = check_token(session=session, token=token, at=at)
-        taken = session.execute(update(ActionToken).where(ActionToken.id == grant.token_id,
-                                                          ActionToken.used_at.is_(None)).values(used_at=at))
-        if taken.rowcount != 1:
-            raise LinkRefused("used", USED)
-        # Issued in the same transaction, and shown only once the submission succeeded.
-        successor, _ = issue_token(session=session, unit_id=grant.unit_id, order_id=grant.order_id,
-                                   scope=ORDER if grant.scope == ORDER else INBOX, at=at)
+    grant = check_token(session=session, token=token, at=at)
+    taken = session.execute(update(ActionToken).where(ActionToken.id == grant.token_id,
+                                                      ActionToken.used_at.is_(None)).values(used_at=at))
+    if taken.rowcount != 1:
+        raise LinkRefused("used", USED)
+    # Shown only once the submission succeeded.
+    successor, _ = issue_token(session=session, unit_id=grant.unit_id, order_id=grant.order_id,
+                               scope=ORDER if grant.scope == ORDER else INBOX, at=at)
     return Use(grant, successor)
-
-
-def release_token(*, use: Use) -> None:
-    """Give a token back after its submission was refused, so the unit can correct and resend; drop the successor."""
-    with session_scope() as session:
-        session.execute(update(ActionToken).where(ActionToken.id == use.grant.token_id).values(used_at=None))
-        session.execute(delete(ActionToken).where(ActionToken.token_hash == token_hash(use.successor)))
 
 
 def request_fresh_link(*, token: str, at: datetime | None = None) -> str:

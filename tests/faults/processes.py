@@ -73,11 +73,13 @@ def _stopped(pid: int) -> bool:
 
 
 def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda: True,
-                        slice_s: float = 0.002, timeout: float = 60) -> int:
+                        missed: Callable[[], bool] = lambda: False, slice_s: float = 0.002,
+                        timeout: float = 60) -> int | None:
     """Run the process in short slices until it is frozen inside a write transaction and `also` holds.
 
     The process stays stopped (SIGSTOP) at that moment, so the kill that follows lands exactly there:
-    a transaction begun, nothing committed. Returns how many slices it took.
+    a transaction begun, nothing committed. Returns how many slices it took, or None (the process
+    running on) once `missed` says the moment has passed.
     """
     deadline = time.monotonic() + timeout
     slices = 0
@@ -90,6 +92,9 @@ def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda
         slices += 1
         if writer_inside(url) and also():
             return slices
+        if missed():
+            os.kill(pid, signal.SIGCONT)
+            return None
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGCONT)
             raise AssertionError(f"process {pid} was never caught inside a write transaction in {timeout:.0f} s")

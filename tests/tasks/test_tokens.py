@@ -17,7 +17,6 @@ from tasks.tokens import (
     check_token,
     consume_token,
     issue_token,
-    release_token,
     request_fresh_link,
     token_hash,
 )
@@ -61,18 +60,21 @@ def test_a_link_expires_works_for_one_submission_and_is_followed_by_a_fresh_one(
     issued = utcnow()
     token = _issue(order_id, at=issued)
     assert _refusal(token, at=issued + timedelta(hours=72)) == "expired"
-    use = consume_token(token=token, at=issued + timedelta(hours=71))
-    with pytest.raises(LinkRefused) as again:
-        consume_token(token=token)
+    # A submission whose action fails rolls back with it: the link and its successor are as they were.
+    with pytest.raises(RuntimeError), session_scope() as session:
+        refused = consume_token(session=session, token=token, at=issued + timedelta(hours=71))
+        raise RuntimeError("the action was refused")
+    assert _refusal(refused.successor) == "invalid", "a refused submission's successor is withdrawn"
+    with session_scope() as session:
+        use = consume_token(session=session, token=token, at=issued + timedelta(hours=71))
+    assert use.grant.token_id == refused.grant.token_id, "a refused submission gives the link back"
+    assert use.successor not in (token, refused.successor)
+    with pytest.raises(LinkRefused) as again, session_scope() as session:
+        consume_token(session=session, token=token)
     assert again.value.reason == "used" and again.value.renewable
     with session_scope(readonly=True) as session:
         follow = check_token(session=session, token=use.successor, at=utcnow())
     assert (follow.unit_id, follow.order_id, follow.scope) == (use.grant.unit_id, use.grant.order_id, ORDER)
-    release_token(use=use)
-    assert _refusal(use.successor) == "invalid", "a refused submission's successor is withdrawn"
-    again_use = consume_token(token=token)
-    assert again_use.grant.token_id == use.grant.token_id, "a refused submission gives the link back"
-    assert again_use.successor not in (token, use.successor)
     seeded = _issue(order_id, seed="notice:1:order")
     assert _issue(order_id, seed="notice:1:order") == seeded and _issue(order_id, seed="notice:2:order") != seeded
     with session_scope(readonly=True) as session:
@@ -103,7 +105,8 @@ def test_an_order_link_opens_only_its_order_and_an_inbox_link_only_the_units_own
 def test_asking_for_a_fresh_link_queues_one_mail_to_the_units_registered_address(directory):
     order_id = order_in(Status.DISPATCHED)
     token = _issue(order_id)
-    consume_token(token=token)
+    with session_scope() as session:
+        consume_token(session=session, token=token)
     for _ in range(3):
         request_fresh_link(token=token)
     with session_scope(readonly=True) as session:
