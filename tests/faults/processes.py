@@ -6,7 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
@@ -68,18 +69,41 @@ def writer_inside(url: str) -> bool:
             "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL")).scalar())
 
 
+@contextmanager
+def slow_inserts(url: str, table: str) -> Iterator[None]:
+    """Every insert into `table` takes a while, as on a saturated disk: a transaction stays open long enough to catch."""
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        if url.startswith("sqlite"):
+            # No sleep in SQLite: the trigger counts a cross join of the units, about 0.1 s per statement.
+            work = "SELECT count(*) FROM units a, units b, units c, units d;" * 5
+            conn.execute(text(f"CREATE TRIGGER fault_slow AFTER INSERT ON {table} BEGIN {work} END"))
+        else:
+            conn.execute(text("CREATE FUNCTION fault_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$"))
+            conn.execute(text(f"CREATE TRIGGER fault_slow AFTER INSERT ON {table} "
+                              "FOR EACH ROW EXECUTE FUNCTION fault_slow()"))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            if url.startswith("sqlite"):
+                conn.execute(text("DROP TRIGGER fault_slow"))
+            else:
+                conn.execute(text(f"DROP TRIGGER fault_slow ON {table}"))
+                conn.execute(text("DROP FUNCTION fault_slow()"))
+
+
 def _stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in {"T", "t"}
 
 
-def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda: True,
-                        missed: Callable[[], bool] = lambda: False, slice_s: float = 0.002,
-                        timeout: float = 60) -> int | None:
-    """Run the process in short slices until it is frozen inside a write transaction and `also` holds.
+def freeze_when(pid: int, condition: Callable[[], bool], *, missed: Callable[[], bool] = lambda: False,
+                slice_s: float = 0.002, timeout: float = 60) -> int | None:
+    """Run the process in short slices, frozen (SIGSTOP) after each, until `condition` holds while it is frozen.
 
-    The process stays stopped (SIGSTOP) at that moment, so the kill that follows lands exactly there:
-    a transaction begun, nothing committed. Returns how many slices it took, or None (the process
-    running on) once `missed` says the moment has passed.
+    The process stays stopped at that moment, so the kill that follows lands exactly there. Returns
+    how many slices it took, or None (the process running on) once `missed` says the moment has passed.
     """
     deadline = time.monotonic() + timeout
     slices = 0
@@ -90,11 +114,18 @@ def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda
         while not _stopped(pid):
             time.sleep(0.0005)
         slices += 1
-        if writer_inside(url) and also():
+        if condition():
             return slices
         if missed():
             os.kill(pid, signal.SIGCONT)
             return None
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGCONT)
-            raise AssertionError(f"process {pid} was never caught inside a write transaction in {timeout:.0f} s")
+            raise AssertionError(f"process {pid} was never caught at the moment wanted within {timeout:.0f} s")
+
+
+def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda: True,
+                        missed: Callable[[], bool] = lambda: False, slice_s: float = 0.002,
+                        timeout: float = 60) -> int | None:
+    """freeze_when the process is inside a write transaction (begun, nothing committed) and `also` holds."""
+    return freeze_when(pid, lambda: writer_inside(url) and also(), missed=missed, slice_s=slice_s, timeout=timeout)
