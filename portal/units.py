@@ -1,6 +1,7 @@
 """The unit action pages: a GET shows, only a POST from the page changes anything, and only with a valid link."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -43,6 +44,10 @@ FORMS = ("sign", "reply", "return", "extension")
 VERBS = {"sign": ("签收", "sign for it"), "reply": ("回复", "reply"), "return": ("申请退单", "ask to return it"),
          "extension": ("申请延期", "ask for an extension")}
 MAX_FILES = 10
+# The unit's action is committed before its order's run is woken, and the page does not wait for that:
+# a Prefect client retries a down orchestrator for about a minute, and the reconciler wakes the run later
+# anyway. Two threads of their own, so waits on a down server never hold the threads that serve pages.
+_WAKER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="duban-wake")
 # What the page says after a successful submission, by the `done` code in the redirect.
 DONE: dict[str, tuple[str, str]] = {
     "sign": ("已签收，请按时办理并回复。", "Signed for. Handle the order and reply in time."),
@@ -162,7 +167,7 @@ def _submit(request: Request, token: str, number: str, action: str, submitted: S
         if isinstance(exc, InvalidTransition | Conflict):
             return render(request, "problem.html", status_code=409, token=token, number=number, message=str(exc))
         raise
-    wake_order_run(view.id)
+    _WAKER.submit(wake_order_run, view.id)
     return RedirectResponse(f"/u/{use.successor}/orders/{number}?done={submission.done(outcome)}", status_code=303)
 
 

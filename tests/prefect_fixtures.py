@@ -105,22 +105,23 @@ class Worker:
         return [int(p) for p in out.split() if int(p) != self.process.pid]
 
 
+def deployed() -> bool:
+    """Whether the lifecycle deployment is registered on the server this process talks to."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name("run-order-lifecycle/lifecycle")
+            return True
+        except Exception:  # noqa: BLE001 - not there yet
+            return False
+
+
 @pytest.fixture
 def worker(directory, prefect_client_env, tmp_path) -> Iterator[Worker]:
     """Duban's deployments served against the test database and server."""
-    from prefect.client.orchestration import get_client
-
     w = Worker(prefect_client_env, directory, tmp_path)
     w.start()
-
-    def deployed() -> bool:
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_deployment_by_name("run-order-lifecycle/lifecycle")
-                return True
-            except Exception:  # noqa: BLE001 - not there yet
-                return False
-
     try:
         _wait(deployed, 90, "serving the deployments")
         yield w

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from duban.db import get_engine
-from tests.prefect_fixtures import stop
+from tests.notifications.smtp import use_settings
+from tests.prefect_fixtures import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +131,25 @@ def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda
                         timeout: float = 60) -> int | None:
     """freeze_when the process is inside a write transaction (begun, nothing committed) and `also` holds."""
     return freeze_when(pid, lambda: writer_inside(url) and also(), missed=missed, slice_s=slice_s, timeout=timeout)
+
+
+class Portal:
+    """`duban portal` on a free port, restartable."""
+
+    def __init__(self, tmp_path, monkeypatch) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.tmp_path, self.starts, self.process = tmp_path, 0, None
+        use_settings(monkeypatch, portal_base_url=self.base, upload_dir=str(tmp_path / "uploads"))
+
+    def start(self, **env: str) -> None:
+        self.starts += 1
+        self.process = spawn("portal", "--port", str(self.port), log=self.tmp_path / f"portal-{self.starts}.log",
+                             env=env)
+        wait_until(self._up, "the portal to answer")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False

@@ -15,31 +15,8 @@ from models.work_order import WorkOrder
 from tasks.tokens import ORDER, issue_token, token_hash
 from tests.factories import lead_actor
 from tests.faults import invariants as inv
-from tests.faults.processes import freeze_inside_write, kill9, spawn, terminate, wait_until, writer_inside
-from tests.notifications.smtp import use_settings
-from tests.prefect_fixtures import free_port
+from tests.faults.processes import Portal, freeze_inside_write, kill9, terminate, wait_until, writer_inside
 from tests.tasks.supervision_kit import dispatched, local
-
-
-class Portal:
-    """`duban portal` on a free port, restartable."""
-
-    def __init__(self, tmp_path, monkeypatch) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.tmp_path, self.starts, self.process = tmp_path, 0, None
-        use_settings(monkeypatch, portal_base_url=self.base, upload_dir=str(tmp_path / "uploads"))
-
-    def start(self) -> None:
-        self.starts += 1
-        self.process = spawn("portal", "--port", str(self.port), log=self.tmp_path / f"portal-{self.starts}.log")
-        wait_until(self._up, "the portal to answer")
-
-    def _up(self) -> bool:
-        try:
-            return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
 
 
 @pytest.fixture
