@@ -1,12 +1,21 @@
 """The portal: the unit action pages and the intake API, in one FastAPI application."""
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from duban import __version__, mailsink
 from duban.settings import get_settings
 from portal import intake, open311, units
-from portal.pages import STATIC
+from portal.pages import STATIC, render
+
+log = logging.getLogger(__name__)
+UNAVAILABLE = ("数据库暂时无法访问（可能正在重启或繁忙），本次提交未保存，请稍后重新提交。"
+               "The database did not answer (it may be restarting or busy); nothing of this request was saved. "
+               "Send it again in a moment.")
 
 
 def create_app() -> FastAPI:
@@ -21,7 +30,24 @@ def create_app() -> FastAPI:
     _mount_unit_pages(app)
     app.include_router(intake.router)
     app.include_router(open311.router)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     return app
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> Response:
+    """A database restarting, or locked past the busy timeout: 503 and Retry-After, in each part's own format."""
+    log.warning("%s %s: the database did not answer: %s", request.method, request.url.path, exc.orig or exc)
+    headers = {"Retry-After": "1"}
+    path = request.url.path
+    if path.startswith("/open311"):
+        response = open311.error(503, UNAVAILABLE, path)
+        response.headers.update(headers)
+        return response
+    if path.startswith("/api"):
+        return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers=headers)
+    page = render(request, "unavailable.html", status_code=503, message=UNAVAILABLE)
+    page.headers.update(headers)
+    return page
 
 
 def _mount_unit_pages(app: FastAPI) -> None:
