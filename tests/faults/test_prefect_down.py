@@ -9,6 +9,7 @@ import httpx
 from models.enums import Status
 from tasks.runs import reconcile_runs
 from tests.faults import invariants as inv
+from tests.faults.conftest import production_database
 from tests.faults.outage import Outage
 from tests.faults.processes import Portal, terminate, wait_until
 from tests.faults.test_portal_kill import _link, _status
@@ -27,6 +28,7 @@ def _still_waiting(order_id: int, wait: str) -> bool:
 PROMPT_S = 5.0
 
 
+@production_database
 def test_prefect_down_while_units_act_commits_their_actions_and_the_reconciler_resumes_the_runs(
         directory, prefect_client_env, smtp, fault, tmp_path, monkeypatch):
     outage = Outage(urlparse(prefect_client_env).port)

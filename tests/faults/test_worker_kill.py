@@ -9,6 +9,7 @@ from duban.settings import get_settings
 from models.enums import Status
 from tasks.runs import reconcile_runs
 from tests.faults import invariants as inv
+from tests.faults.conftest import production_database
 from tests.faults.processes import (
     freeze_inside_write,
     freeze_when,
@@ -66,8 +67,9 @@ def _restart_and_reconcile(worker, monkeypatch) -> list[str]:
     return restarted
 
 
+@production_database
 def test_lifecycle_run_killed_inside_a_decisions_transaction_applies_it_once_after_the_restart(
-        worker, db_url, fault, monkeypatch):
+        smtp, worker, db_url, fault, monkeypatch):
     ids = dispatched_orders(3)
     _drive(ids, [("unit-sign", d.sign), ("unit-reply", d.reply)])
     wait_until(lambda: all(_waiting(o, "reply-review") for o in ids), "every run waiting for its reply review")
@@ -104,7 +106,8 @@ def test_lifecycle_run_killed_inside_a_decisions_transaction_applies_it_once_aft
                   f"({len(restarted)} run restarted)")
 
 
-def test_worker_killed_with_runs_in_flight_loses_no_order_and_repeats_no_transition(worker, db_url, fault,
+@production_database
+def test_worker_killed_with_runs_in_flight_loses_no_order_and_repeats_no_transition(smtp, worker, db_url, fault,
                                                                                     monkeypatch):
     ids = dispatched_orders(4)
     wait_until(lambda: all(_waiting(o, "unit-sign") for o in ids), "every run waiting for its unit")
