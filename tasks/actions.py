@@ -40,7 +40,7 @@ class Outcome:
 
 
 def _act(order_id: int, action: Action, actor: Actor, payload: dict[str, Any], at: datetime | None,
-         expected_version: int | None, session: Session | None) -> Change:
+         expected_version: int | None, session: Session | None = None) -> Change:
     change = transition(order_id=order_id, action=action, actor=actor, at=at, payload=payload,
                         expected_version=expected_version, session=session)
     if session is None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -103,6 +105,11 @@ class Worker:
         """Pids of the flow-run children the runner started."""
         out = subprocess.run(["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split() if int(p) != self.process.pid]
+
+
+# Tests that drive lifecycle runs end to end may run on one database, the production one (PostgreSQL) when it
+# is configured: each costs tens of seconds, and tests/flows runs the lifecycle on both.
+production_database = pytest.mark.parametrize("db_url", BACKENDS[-1:], indirect=True)
 
 
 def deployed() -> bool:

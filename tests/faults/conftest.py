@@ -4,14 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import BACKENDS
 from tests.faults.invariants import Counts
 from tests.notifications.smtp import ScriptedHandler, running_smtp
 
 REPORTS: list["FaultReport"] = []
-# Faults that need lifecycle runs on the shared Prefect server run on one database, the production one
-# (PostgreSQL) when it is configured: each costs tens of seconds, and tests/flows covers both already.
-production_database = pytest.mark.parametrize("db_url", BACKENDS[-1:], indirect=True)
 
 
 class FaultReport:

@@ -9,14 +9,13 @@ import httpx
 from models.enums import Status
 from tasks.runs import reconcile_runs
 from tests.faults import invariants as inv
-from tests.faults.conftest import production_database
 from tests.faults.outage import Outage
 from tests.faults.processes import Portal, terminate, wait_until
 from tests.faults.test_portal_kill import _link, _status
 from tests.faults.test_worker_kill import _state, _waiting
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
-from tests.prefect_fixtures import Worker, _wait, deployed
+from tests.prefect_fixtures import Worker, _wait, deployed, production_database
 
 def _still_waiting(order_id: int, wait: str) -> bool:
     """Suspended where it was, on the order's version from before the unit acted."""

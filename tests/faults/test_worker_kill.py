@@ -9,7 +9,6 @@ from duban.settings import get_settings
 from models.enums import Status
 from tasks.runs import reconcile_runs
 from tests.faults import invariants as inv
-from tests.faults.conftest import production_database
 from tests.faults.processes import (
     freeze_inside_write,
     freeze_when,
@@ -21,6 +20,7 @@ from tests.faults.processes import (
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.notifications.smtp import use_settings
+from tests.prefect_fixtures import production_database
 
 
 def _state(order_id: int):

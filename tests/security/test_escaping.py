@@ -22,6 +22,7 @@ from tests.flows import driver as d
 from tests.notifications.smtp import Received
 from tests.portal.live import running_portal
 from tests.portal.test_units_browser import _link
+from tests.prefect_fixtures import production_database
 
 
 class Beacon(BaseHTTPRequestHandler):
@@ -64,6 +65,7 @@ def _no_script_ran(page: Page, where: str) -> None:
     assert page.evaluate("() => window.__pwned") is None, f"a script ran in {where}"
 
 
+@production_database
 def test_html_and_script_from_citizens_and_units_stay_text_in_the_portal_the_mail_and_the_prefect_ui(
         smtp, portal, worker, browser: Browser, beacon):
     with session_scope() as session:
