@@ -54,7 +54,8 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                 "reason": reason, "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 回复审核 Reply review\n**{context['unit']}** replied "
-                    f"(citizen contacted: {context['contacted']}, solved: {context['solved']}):\n\n{quoted(context['reply'])}")
+                    f"(citizen contacted: {context['contacted']}, solved: {context['solved']}):\n\n"
+                    f"{quoted(context['reply'])}")
         case "return-visit":
             model = _model("ReturnVisit", {
                 "contacted": (bool, Field(description="已联系上市民 / citizen reached")),
@@ -65,7 +66,8 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                 "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 回访 Return visit\n**{context['unit']}** replied "
-                    f"(says contacted: {context['contacted']}, solved: {context['solved']}):\n\n{quoted(context['reply'])}")
+                    f"(says contacted: {context['contacted']}, solved: {context['solved']}):\n\n"
+                    f"{quoted(context['reply'])}")
         case "case-decision":
             units = tuple(context["units"]) or ("none",)
             model = _model("CaseDecision", {

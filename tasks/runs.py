@@ -70,8 +70,8 @@ def start_order_runs(*, order_ids: list[int], replacing: dict[int, UUID] | None 
         deployment = client.read_deployment_by_name(LIFECYCLE_DEPLOYMENT)
         for order_id, number, tags in orders:
             forms = _submitted_forms(client, (replacing or {}).get(order_id))
-            run = client.create_flow_run_from_deployment(deployment.id, parameters={"order_number": number}, name=number,
-                                                         tags=tags, state=_held() if forms else None)
+            run = client.create_flow_run_from_deployment(deployment.id, parameters={"order_number": number},
+                                                         name=number, tags=tags, state=_held() if forms else None)
             if forms:
                 _hand_over(client, run.id, forms)
             with session_scope() as session:

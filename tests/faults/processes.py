@@ -73,7 +73,7 @@ def writer_inside(url: str) -> bool:
 
 @contextmanager
 def slow_inserts(url: str, table: str) -> Iterator[None]:
-    """Every insert into `table` takes a while, as on a saturated disk: a transaction stays open long enough to catch."""
+    """Every insert into `table` takes a while, as on a saturated disk: a transaction stays open long enough."""
     engine = get_engine(url)
     with engine.begin() as conn:
         if url.startswith("sqlite"):

@@ -39,7 +39,8 @@ def test_clock_killed_inside_a_rungs_transaction_loses_and_repeats_nothing(db_ur
     clock = spawn("clock", log=tmp_path / "clock-1.log")
     try:
         # Frozen at a moment when the sweep is under way and a rung's transaction is open, then killed there.
-        slices = freeze_inside_write(clock.pid, db_url, also=lambda: 0 < sum(_rungs_by_order().values()) < ORDERS * LADDER)
+        slices = freeze_inside_write(clock.pid, db_url,
+                                     also=lambda: 0 < sum(_rungs_by_order().values()) < ORDERS * LADDER)
         at_kill = _rungs_by_order()
         kill9(clock)
     finally:

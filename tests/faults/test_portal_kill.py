@@ -65,7 +65,8 @@ def test_portal_killed_mid_post_writes_nothing_and_the_unit_can_send_again_with_
 
         thread = threading.Thread(target=post)
         thread.start()
-        slices = freeze_inside_write(portal.process.pid, db_url, also=lambda o=order_id: _status(o) == Status.DISPATCHED,
+        slices = freeze_inside_write(portal.process.pid, db_url,
+                                     also=lambda o=order_id: _status(o) == Status.DISPATCHED,
                                      missed=lambda t=thread: not t.is_alive(), slice_s=0.001)
         if slices is None:
             assert answers == [303]  # signed before a slice fell inside its transaction: the next order

@@ -13,8 +13,8 @@ from models.work_order import WorkOrder
 from tasks.channels import KEY_MEMORY_S, add_channel
 from tests.faults.processes import ROOT, Portal, terminate
 
-ITEM = {"content": "小区门口井盖缺失，夜里有人差点掉下去", "item_type": "report",
-        "category": "city_appearance_life_services.manhole_covers", "citizen_name": "李四", "citizen_phone": "13912345678"}
+ITEM = {"content": "小区门口井盖缺失，夜里有人差点掉下去", "item_type": "report", "citizen_name": "李四",
+        "category": "city_appearance_life_services.manhole_covers", "citizen_phone": "13912345678"}
 REQUEST = {"service_code": ITEM["category"], "description": ITEM["content"], "address_string": "荷塘区新华西路8号"}
 
 
