@@ -130,12 +130,10 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
         if rule.audit:
             try:
                 body, target, details = await _describe(request.app.state.client, rule, user, path, body)
-            except Forbidden as exc:
-                await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=target, outcome=403,
-                                        details={"refused": str(exc)})
-                return _refuse(request, 403, str(exc))
-            except ValueError as exc:
-                return _refuse(request, 422, str(exc))
+            except _Refused as exc:
+                await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=exc.target,
+                                        outcome=exc.status, details={"refused": exc.message})
+                return _refuse(request, exc.status, exc.message)
         response = await _forward(request, request.app.state.client, body)
         if rule.audit:
             await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=target,
@@ -240,6 +238,14 @@ def _unauthenticated(request: Request, problem: SessionInvalid | None) -> Respon
     return RedirectResponse(f"/login?next={quote(target)}{why}", status_code=303)
 
 
+class _Refused(Exception):
+    """A request refused once the gateway has looked at it; the audit line names its target."""
+
+    def __init__(self, status: int, message: str, target: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.target = status, message, target
+
+
 async def _describe(client: httpx.AsyncClient, rule: Rule, user: SessionUser, path: str,
                     body: bytes) -> tuple[bytes, str, dict[str, Any]]:
     """The audit target and details of an action; for a decision, the body signed with the person's name."""
@@ -252,20 +258,25 @@ async def _describe(client: httpx.AsyncClient, rule: Rule, user: SessionUser, pa
     try:
         payload = json.loads(body or b"{}") or {}
     except ValueError:
-        raise ValueError("the request body is not JSON") from None
+        raise _Refused(422, "the request body is not JSON", target) from None
     if not isinstance(payload, dict):
-        raise ValueError("the request body must be a JSON object")
+        raise _Refused(422, "the request body must be a JSON object", target)
     if rule.audit == "flow_run_state_set":
         return body, target, {"state": (payload.get("state") or {}).get("type")}
     if rule.audit != "decision":
         return body, target, {}
-    await run_in_threadpool(check_decider, order_number=name, user=user.name)
+    try:
+        await run_in_threadpool(check_decider, order_number=name, user=user.name)
+    except Forbidden as exc:
+        raise _Refused(403, str(exc), target) from None
     run_input = payload.get("run_input")
     if isinstance(run_input, dict):
-        # The form's typed name is replaced: the transition's actor is the person who signed in.
+        # The form's typed name, if any, is replaced: the transition's actor is the person who signed in.
         typed = run_input.get("decided_by")
         run_input["decided_by"] = user.name
-        details = {"decision": run_input.get("decision") or run_input.get("satisfaction"), "typed_name": typed}
+        details = {"decision": run_input.get("decision") or run_input.get("satisfaction")}
+        if typed:
+            details["typed_name"] = typed
         return json.dumps(payload).encode(), target, details
     return body, target, {}
 

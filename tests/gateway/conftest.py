@@ -1,4 +1,5 @@
-"""A Prefect server with an auth string only the gateway knows, and the gateway itself on a free port."""
+"""A Prefect server with an auth string only the gateway (and Duban's worker) knows, the gateway on a free port,
+and a worker running lifecycle runs against that server."""
 
 import base64
 import os
@@ -14,9 +15,11 @@ import pytest
 import uvicorn
 
 from duban.settings import get_settings
-from tests.flows.conftest import _healthy, _wait, free_port, stop
+from tests.flows.conftest import Worker, _healthy, _wait, free_port, stop
 
 AUTH_STRING = "gateway:only-the-gateway-knows-this"
+# Each test numbers its orders under its own city code: runs on the shared server never share a name.
+_CITY_CODES = iter(f"G{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,24 @@ def gateway(db_url, authed_prefect, monkeypatch) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def authed_worker(directory, authed_prefect, monkeypatch, tmp_path) -> Iterator[Worker]:
+    """`duban serve --role worker` given the server's auth string; this process talks to that server too."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    for name, value in (("PREFECT_API_URL", authed_prefect.api), ("PREFECT_API_AUTH_STRING", AUTH_STRING),
+                        ("DUBAN_CITY_CODE", next(_CITY_CODES))):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    worker = Worker(authed_prefect.api, directory, tmp_path)
+    with temporary_settings({PREFECT_API_URL: authed_prefect.api, PREFECT_API_AUTH_STRING: AUTH_STRING}):
+        worker.start()
+        try:
+            with authed_prefect.client() as client:
+                _wait(lambda: client.get("/api/deployments/name/run-order-lifecycle/lifecycle").status_code == 200,
+                      90, "serving the deployments")
+            yield worker
+        finally:
+            worker.stop()
