@@ -84,10 +84,11 @@ def gateway(db_url, authed_prefect, monkeypatch) -> Iterator[str]:
 
 @pytest.fixture
 def authed_worker(directory, authed_prefect, monkeypatch, tmp_path) -> Iterator[Worker]:
-    """`duban serve --role worker` given the server's auth string; this process talks to that server too."""
+    """`duban serve --role worker` given the server's auth string as Duban's one setting; this process talks to
+    that server too."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    for name, value in (("PREFECT_API_URL", authed_prefect.api), ("PREFECT_API_AUTH_STRING", AUTH_STRING),
+    for name, value in (("PREFECT_API_URL", authed_prefect.api), ("DUBAN_PREFECT_AUTH_STRING", AUTH_STRING),
                         ("DUBAN_CITY_CODE", next(_CITY_CODES))):
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
