@@ -81,8 +81,8 @@ def _status(order_id: int) -> str:
         return session.get(WorkOrder, order_id).status
 
 
-def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway, authed_worker, authed_prefect, chromium,
-                                                                       tmp_path):
+def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway, authed_worker, authed_prefect,
+                                                                       chromium, tmp_path):
     order_id = waiting_for_review()
     number, run_id, unit = d.number(order_id), d.run_id(order_id), d.lead(order_id).id
     add_user(name=unit, role="decider", password=PASSWORD)  # the person who acted for the unit on this order
