@@ -12,7 +12,7 @@ from urllib.parse import quote, urlparse
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -116,7 +116,10 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
         if method not in _SAFE and not hmac.compare_digest(request.headers.get("prefect-csrf-token", ""),
                                                            user.csrf_token):
             return _refuse(request, 403, "missing or wrong CSRF token (Prefect-Csrf-Token header): reload the page")
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=400)  # the browser left (a page changed) before sending it all
         target, details = f"{method} {path}", {}
         if rule.audit:
             try:

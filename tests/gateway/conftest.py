@@ -17,6 +17,8 @@ import uvicorn
 from duban.settings import get_settings
 from tests.flows.conftest import Worker, _healthy, _wait, free_port, stop
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 AUTH_STRING = "gateway:only-the-gateway-knows-this"
 # Each test numbers its orders under its own city code: runs on the shared server never share a name.
 _CITY_CODES = iter(f"G{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -102,3 +104,14 @@ def authed_worker(directory, authed_prefect, monkeypatch, tmp_path) -> Iterator[
             yield worker
         finally:
             worker.stop()
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium; each person opens their own context, so their cookies stay apart."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -3,8 +3,7 @@
 import time
 from datetime import timedelta
 
-import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import select
 
 from duban.db import session_scope
@@ -17,17 +16,6 @@ from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.flows.test_recovery import _wait_for
 from tests.gateway.helpers import PASSWORD
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def chromium():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def waiting_for_review() -> int:
