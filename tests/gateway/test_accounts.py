@@ -49,6 +49,21 @@ def test_passwords_are_stored_as_argon2id_hashes_only(db_url):
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
 
+def test_a_person_who_acts_for_a_unit_is_recorded_and_shown(directory):
+    added = duban("user", "add", "li.wei", "--role", "decider", "--unit", "ecology_environment", "--password", PASSWORD)
+    assert added.exit_code == 0
+    assert "user li.wei added with role decider, acting for ecology_environment" in added.output
+    unknown = duban("user", "add", "zhou", "--role", "decider", "--unit", "no_such_unit", "--password", PASSWORD)
+    assert unknown.exit_code == 1 and "unit 'no_such_unit' is not in the directory" in unknown.output
+    assert duban("user", "list").output.splitlines() == ["li.wei\tdecider\tactive\tecology_environment"]
+
+    assert duban("user", "set-unit", "li.wei").output.strip() == "user li.wei acts for no unit"
+    assert duban("user", "set-unit", "li.wei", "urban_management").exit_code == 0
+    refused = duban("user", "set-unit", "li.wei", "nowhere")
+    assert refused.exit_code == 1 and "unit 'nowhere' is not in the directory" in refused.output
+    assert duban("user", "list").output.splitlines() == ["li.wei\tdecider\tactive\turban_management"]
+
+
 def test_bad_names_and_short_passwords_write_nothing(db_url):
     with pytest.raises(ValidationFailed, match="at least 10 characters"):
         add_user(name="zhao", role="viewer", password="short")

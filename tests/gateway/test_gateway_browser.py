@@ -73,12 +73,12 @@ def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway,
                                                                        chromium, tmp_path):
     order_id = waiting_for_review()
     number, run_id, unit = d.number(order_id), d.run_id(order_id), d.lead(order_id).id
-    add_user(name=unit, role="decider", password=PASSWORD)  # the person who acted for the unit on this order
+    add_user(name="li.wei", role="decider", password=PASSWORD, unit=unit)  # the unit's liaison at the hotline
     add_user(name="wang.fang", role="decider", password=PASSWORD)
 
-    insider = _sign_in(chromium, gateway, unit, f"/runs/flow-run/{run_id}")
+    insider = _sign_in(chromium, gateway, "li.wei", f"/runs/flow-run/{run_id}")
     _approve_in_the_form(insider)
-    insider.get_by_text("may not also decide").first.wait_for(timeout=30_000)
+    insider.get_by_text(f"li.wei acts for {unit}, which acted on work order {number}").first.wait_for(timeout=30_000)
     insider.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
     assert _status(order_id) == Status.REPLIED
     assert d.events(order_id)[-1] == "reply_submitted"
@@ -117,5 +117,5 @@ def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway,
     decisions = [(row.user, row.outcome, row.target, row.details) for row in audit_trail(
         start=now - timedelta(hours=1), end=now) if row.action == "decision"]
     target = f"flow run {number} ({run_id})"
-    assert decisions[0][:3] == (unit, 403, target) and "may not also decide" in decisions[0][3]["refused"]
+    assert decisions[0][:3] == ("li.wei", 403, target) and "may not also decide" in decisions[0][3]["refused"]
     assert decisions[1:] == [("wang.fang", 201, target, {"decision": "approve"})]
