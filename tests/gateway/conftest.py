@@ -36,6 +36,13 @@ class Server:
                             timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def settings_read_afresh() -> Iterator[None]:
+    """Set up before, and so torn down after, the environment a test changes: no later test sees its settings."""
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def authed_prefect(tmp_path_factory) -> Iterator[Server]:
     """A Prefect server that refuses every request without its auth string."""
