@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.errors import DubanError
 from duban.orchestrator import ensure_server, prefect_env, server_healthy
-from duban.serve import stop_child
+from duban.processes import stop_child
 from duban.settings import ROOT
 from models.directory import Category, District
 from models.enums import FINAL_STATUSES, Channel, ItemType
