@@ -106,6 +106,7 @@ class Party:
         self.asked_extension: set[int] = set()
         self.returned: set[int] = set()
         self.visited_unhappy: set[int] = set()
+        self.dawdling: dict[int, float] = {}  # order -> when the one step its unit dawdles on was first seen
 
     def rng(self, order_id: int, what: str) -> random.Random:
         return random.Random(f"{self.seed}-{order_id}-{what}")
@@ -128,9 +129,11 @@ class Party:
 
     def _unit(self, order_id: int, kind: str, seen: float) -> None:
         rng = self.rng(order_id, kind)
-        # About one unit in eight dawdles until the escalation ladder has had its say.
-        if rng.random() < 0.12 and time.monotonic() - seen < self.slow_s:
-            return
+        # About one unit in eight dawdles until the escalation ladder has had its say, once an order:
+        # after that, the supervisor's case on it has their attention.
+        if rng.random() < 0.12 and self.dawdling.setdefault(order_id, seen) == seen:
+            if time.monotonic() - seen < self.slow_s:
+                return
         actor = _lead(order_id)
         if kind == "unit-sign":
             if order_id not in self.returned and rng.random() < 0.12:
