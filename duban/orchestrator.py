@@ -13,6 +13,7 @@ import httpx
 import yaml
 
 from duban.errors import DubanError
+from duban.processes import die_with_parent
 from duban.settings import ROOT, get_settings
 
 
@@ -57,7 +58,7 @@ def ensure_server(api_url: str | None = None, *, wait_s: float = 90) -> subproce
     log = open(Path(env["PREFECT_HOME"]) / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", parsed.hostname, "--port", str(parsed.port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
