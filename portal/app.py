@@ -1,17 +1,29 @@
 """The portal: the unit action pages and the intake API, in one FastAPI application."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from duban import __version__, mailsink
 from duban.settings import get_settings
 from portal import intake, open311, units
 from portal.pages import STATIC
+from portal.wakeups import WAKER
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Runs still to be woken get a few seconds on the way out; the reconciler wakes whatever is left.
+    await run_in_threadpool(WAKER.settle, 5)
 
 
 def create_app() -> FastAPI:
     """Build the portal application with every router mounted."""
-    app = FastAPI(title="Duban portal", version=__version__,
+    app = FastAPI(title="Duban portal", version=__version__, lifespan=_lifespan,
                   description="Unit action pages and the intake API of the Duban 12345 hotline system.")
 
     @app.get("/healthz", include_in_schema=False)
