@@ -3,16 +3,20 @@
 A batch (a replayed hour, an import) writes millions of rows through a handful of statements. Core's
 executemany builds every row's parameters through the compiler's generic path, which costs about as
 much as the database's own work; here a statement is compiled once per dialect and set of keys, and
-each row becomes a tuple through the same bind processors (aware UTC times, JSON). Python-side column
+each row becomes a tuple through the same bind processors (JSON; aware UTC times on SQLite in one step
+to the same text). Python-side column
 defaults are filled as Core fills them. Dialects with named parameters, statements returning rows and
 defaults that are SQL expressions take Core's own path.
 """
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.sql.dml import ValuesBase
+
+from models.base import UTCDateTime
 
 Plan = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...], tuple[tuple[str, Any, bool], ...]]
 _PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[ValuesBase, Plan | None]] = {}
@@ -52,5 +56,16 @@ def _plan(connection: Connection, statement: ValuesBase, keys: tuple[str, ...]) 
     names = compiled.positiontup or []
     if not set(names) <= set(keys) | {key for key, _, _ in defaults}:
         return None
-    processors = compiled._bind_processors
+    processors = dict(compiled._bind_processors)
+    if connection.dialect.name == "sqlite":
+        processors |= {name: sqlite_utc for name in names if isinstance(compiled.binds[name].type, UTCDateTime)}
     return compiled.string, tuple((name, processors.get(name)) for name in names), tuple(defaults)
+
+
+def sqlite_utc(value: datetime | None) -> str | None:
+    """What UTCDateTime and SQLite's DATETIME together store for an aware time, in one step."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Duban stores aware UTC times only")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
