@@ -23,7 +23,7 @@ _PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[ValuesBase, Plan | None]] =
 
 
 def executemany(connection: Connection, statement: ValuesBase, rows: Sequence[dict[str, Any]]) -> int:
-    """Execute `statement` once per row (all rows with the same keys); the rows it matched or inserted."""
+    """Execute `statement` once per row (all rows with the same keys); the driver's rowcount (rows an UPDATE matched)."""
     if not rows:
         return 0
     keys = tuple(rows[0])
