@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from yarl import URL
 
+from gateway.server_csrf import ServerCsrf
+
 BUFFER_LIMIT = 256 * 1024
 # Never forwarded: the browser's credentials stay at the gateway, and the server gets the gateway's own.
 _DROP_REQUEST = {"host", "cookie", "authorization", "content-length", "connection", "keep-alive", "upgrade",
@@ -28,6 +30,7 @@ class Upstream:
         self.root = root.rstrip("/")
         self.headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
         self.session: aiohttp.ClientSession | None = None
+        self.csrf = ServerCsrf()
 
     async def __aenter__(self) -> "Upstream":
         # Bodies pass through as they are, compressed or not, and only the browser's own headers ask for it.
@@ -55,6 +58,10 @@ class Upstream:
         rewrite = request.url.path.endswith("/ui-settings")
         headers = [(k, v) for k, v in request.headers.items()
                    if k not in _DROP_REQUEST and not (rewrite and k == "accept-encoding")]
+        try:
+            headers += list((await self.csrf.headers(self.session, self.root, request.method)).items())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return JSONResponse({"detail": f"the Prefect server did not issue a CSRF token: {exc!r}"}, status_code=502)
         try:
             answer = await self.session.request(request.method, url, headers=headers, data=body or None,
                                                 allow_redirects=False)
