@@ -11,7 +11,10 @@ FORMS = ("return-decision", "extension-decision", "reply-review", "return-visit"
 
 # Every form carries the order version it was drawn for, so a decision on an order that has moved on is refused.
 _VERSION = "工单版本，请勿修改 / order version the form was drawn for; leave as is"
-_SIGNED = "签名 / your name: recorded as the decider in the order's history"
+# Through the Duban gateway the field is filled with the signed-in person's name, whatever was typed; without
+# it, the run refuses a form with no name (tasks/lifecycle.py) and offers the form again.
+_SIGNED = ("签名 / your name, recorded as the decider in the order's history. Through the Duban gateway leave it "
+           "empty: your sign-in name is used")
 
 
 def _model(name: str, fields: dict[str, Any]) -> type[RunInput]:
@@ -21,7 +24,7 @@ def _model(name: str, fields: dict[str, Any]) -> type[RunInput]:
 def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str, dict[str, Any]]:
     """The form class, its markdown description and its initial values for one step of one order."""
     version = (int, Field(default=context["version"], description=_VERSION))
-    signed = (str, Field(min_length=1, max_length=100, description=_SIGNED))
+    signed = (str, Field(default="", max_length=100, description=_SIGNED))
     reason = (str, Field(default="", max_length=1000, description="理由 / reason (required to reject or send back)"))
     head = (f"**{context['number']}** · {context['item_type']} · {context['category']} · "
             f"due {context['due']} (Asia/Shanghai)\n\n")

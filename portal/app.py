@@ -1,16 +1,20 @@
 """The portal: the unit action pages and the intake API, in one FastAPI application."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
 
 from duban import __version__, mailsink
 from duban.settings import get_settings
 from portal import intake, open311, units
 from portal.pages import STATIC, render
+from portal.wakeups import WAKER
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = ("数据库暂时无法访问（可能正在重启或繁忙），本次提交未保存，请稍后重新提交。"
@@ -18,9 +22,16 @@ UNAVAILABLE = ("数据库暂时无法访问（可能正在重启或繁忙），�
                "Send it again in a moment.")
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Runs still to be woken get a few seconds on the way out; the reconciler wakes whatever is left.
+    await run_in_threadpool(WAKER.settle, 5)
+
+
 def create_app() -> FastAPI:
     """Build the portal application with every router mounted."""
-    app = FastAPI(title="Duban portal", version=__version__,
+    app = FastAPI(title="Duban portal", version=__version__, lifespan=_lifespan,
                   description="Unit action pages and the intake API of the Duban 12345 hotline system.")
 
     @app.get("/healthz", include_in_schema=False)
@@ -41,13 +52,12 @@ async def _database_unavailable(request: Request, exc: OperationalError) -> Resp
     path = request.url.path
     if path.startswith("/open311"):
         response = open311.error(503, UNAVAILABLE, path)
-        response.headers.update(headers)
-        return response
-    if path.startswith("/api"):
-        return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers=headers)
-    page = render(request, "unavailable.html", status_code=503, message=UNAVAILABLE)
-    page.headers.update(headers)
-    return page
+    elif path.startswith("/api"):
+        response = JSONResponse({"detail": UNAVAILABLE}, status_code=503)
+    else:
+        response = render(request, "unavailable.html", status_code=503, message=UNAVAILABLE)
+    response.headers.update(headers)
+    return response
 
 
 def _mount_unit_pages(app: FastAPI) -> None:

@@ -1,7 +1,6 @@
 """The unit action pages: a GET shows, only a POST from the page changes anything, and only with a valid link."""
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -24,17 +23,11 @@ from portal.forms import (
     yes_no,
 )
 from portal.pages import render
+from portal.wakeups import WAKER
+from portal.writer import one_writer
 from tasks import actions
 from tasks.actions import ON_SITE_REJECTION, Outcome
-from tasks.tokens import (
-    FORGED,
-    Grant,
-    LinkRefused,
-    consume_token,
-    looks_signed,
-    request_fresh_link,
-)
-from tasks.runs import wake_order_run
+from tasks.tokens import FORGED, Grant, LinkRefused, looks_signed, request_fresh_link, use_token
 from tasks.transitions import Actor
 from tasks.unit_views import OrderView, inbox_view, open_order, unit_choices
 
@@ -44,10 +37,6 @@ FORMS = ("sign", "reply", "return", "extension")
 VERBS = {"sign": ("签收", "sign for it"), "reply": ("回复", "reply"), "return": ("申请退单", "ask to return it"),
          "extension": ("申请延期", "ask for an extension")}
 MAX_FILES = 10
-# The unit's action is committed before its order's run is woken, and the page does not wait for that:
-# a Prefect client retries a down orchestrator for about a minute, and the reconciler wakes the run later
-# anyway. Two threads of their own, so waits on a down server never hold the threads that serve pages.
-_WAKER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="duban-wake")
 # What the page says after a successful submission, by the `done` code in the redirect.
 DONE: dict[str, tuple[str, str]] = {
     "sign": ("已签收，请按时办理并回复。", "Signed for. Handle the order and reply in time."),
@@ -119,11 +108,15 @@ def _form(request: Request, token: str, number: str, action: str, submitted: Sub
 
 @dataclass(frozen=True)
 class Submission:
-    """One validated submission, ready to run in the transaction that uses the link up."""
+    """One validated submission, ready to run in the transaction that uses its link up."""
 
     run: Callable[[Actor, Session], Outcome]
     files: list[str]
     done: Callable[[Outcome], str]
+
+
+class NotNow(Exception):
+    """The action is not one the order's status allows now."""
 
 
 @router.post("/{token}/orders/{number}/{action}", response_class=HTMLResponse)
@@ -141,34 +134,30 @@ async def submit(request: Request, token: str, number: str, action: str) -> Resp
 
 
 def _submit(request: Request, token: str, number: str, action: str, submitted: Submitted) -> Response:
+    files: list[str] = []
     try:
-        _, view = open_order(token=token, number=number, now=utcnow(), history=False)
-    except LinkRefused as exc:
-        return _refused(request, token, exc)
-    if action not in view.actions:
-        return render(request, "problem.html", status_code=409, token=token, number=number,
-                      message=_not_now(action, view.status))
-    try:
+        grant, view = open_order(token=token, number=number, now=utcnow(), history=False)
+        if action not in view.actions:
+            raise NotNow(_not_now(action, view.status))
+        # Evidence is checked and stored before the write transaction, which it would otherwise hold up.
         submission = _validate(action, submitted, view)
-    except (ValidationFailed, NotFound) as exc:
-        return _form(request, token, number, action, submitted, exc, status_code=422)
-    try:
-        # The link is used up in the action's own transaction: a refused action, or a process that dies
-        # before the commit, leaves the link as it was, so the unit can send the form again.
-        with session_scope() as session:
-            use = consume_token(session=session, token=token)
-            outcome = submission.run(Actor.unit(use.grant.unit_id, use.grant.unit_code), session)
+        files = submission.files
+        # The link is used up in the action's own transaction: a refusal rolls both back. The order's
+        # version as read above makes a change meanwhile a conflict; the run is woken after the commit.
+        with one_writer(), session_scope() as session:
+            successor = use_token(session=session, grant=grant, at=utcnow())
+            outcome = submission.run(Actor.unit(grant.unit_id, grant.unit_code), session)
     except Exception as exc:
-        discard_evidence(submission.files)
+        discard_evidence(files)
         if isinstance(exc, LinkRefused):
             return _refused(request, token, exc)
         if isinstance(exc, ValidationFailed | NotFound):
             return _form(request, token, number, action, submitted, exc, status_code=422)
-        if isinstance(exc, InvalidTransition | Conflict):
+        if isinstance(exc, NotNow | InvalidTransition | Conflict):
             return render(request, "problem.html", status_code=409, token=token, number=number, message=str(exc))
         raise
-    _WAKER.submit(wake_order_run, view.id)
-    return RedirectResponse(f"/u/{use.successor}/orders/{number}?done={submission.done(outcome)}", status_code=303)
+    WAKER.wake_soon(view.id)
+    return RedirectResponse(f"/u/{successor}/orders/{number}?done={submission.done(outcome)}", status_code=303)
 
 
 def _not_now(action: str, status: str) -> str:
@@ -203,10 +192,9 @@ def _validate(action: str, submitted: Submitted, view: OrderView) -> Submission:
         suggested = submitted.text("suggested_unit") or None
         files = save_evidence(submitted.files, order_number=view.number)
         return Submission(
-            lambda actor, session: actions.request_return(order_id=order_id, actor=actor, reason=reason,
-                                                          suggested_unit_code=suggested, evidence_note=note,
-                                                          evidence_files=files, expected_version=view.version,
-                                                          session=session),
+            lambda actor, session: actions.request_return(
+                order_id=order_id, actor=actor, reason=reason, suggested_unit_code=suggested, evidence_note=note,
+                evidence_files=files, expected_version=view.version, session=session),
             files, lambda outcome: "return_auto_rejected" if outcome.auto_rejected else "return")
     reason = required(submitted, "reason", "请填写延期理由。Give the reason for the extension.")
     new_due = local_datetime(submitted.text("new_due_at"), view.timezone)

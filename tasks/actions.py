@@ -1,6 +1,10 @@
-"""What units, staff and supervisors do to an order: each commits a transition, then wakes the order's run."""
+"""What units, staff and supervisors do to an order: each commits a transition, then wakes the order's run.
 
-from contextlib import AbstractContextManager, nullcontext
+A unit's action may also run inside a caller's session (the portal uses its link up in the same
+transaction): the caller then commits, and wakes the run once it has.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,8 +39,14 @@ class Outcome:
     auto_rejected: bool = False
 
 
-# A unit's action takes the caller's session when the caller has more to commit with it (the portal
-# uses the unit's link up in the same transaction); the caller then wakes the order's run after its commit.
+def _committed(order_id: int, session: Session | None, work: Callable[[Session], Outcome]) -> Outcome:
+    """Run the work in the caller's session (the caller commits and wakes), or commit it here and wake the run."""
+    if session is not None:
+        return work(session)
+    with session_scope() as own:
+        outcome = work(own)
+    wake_order_run(order_id)
+    return outcome
 
 
 def _act(order_id: int, action: Action, actor: Actor, payload: dict[str, Any], at: datetime | None,
@@ -46,11 +56,6 @@ def _act(order_id: int, action: Action, actor: Actor, payload: dict[str, Any], a
     if session is None:
         wake_order_run(order_id)
     return change
-
-
-def _unit_of_work(session: Session | None) -> AbstractContextManager[Session]:
-    """The caller's session as it is, or a transaction of our own."""
-    return nullcontext(session) if session is not None else session_scope()
 
 
 def sign(*, order_id: int, actor: Actor, at: datetime | None = None, expected_version: int | None = None,
@@ -75,23 +80,21 @@ def request_return(*, order_id: int, actor: Actor, reason: str, suggested_unit_c
                    session: Session | None = None) -> Outcome:
     """A unit asks to give the order back; without on-site evidence where policy requires it, refused at once."""
     at = at or utcnow()
-    own = session is None
-    with _unit_of_work(session) as session:
+
+    def work(session: Session) -> Outcome:
         suggested = _unit_id(session, suggested_unit_code)
         payload = {"reason": reason, "suggested_unit_id": suggested, "evidence_note": evidence_note.strip(),
                    "evidence_files": evidence_files or []}
         change = transition(order_id=order_id, action=Action.REQUEST_RETURN, actor=actor, at=at, payload=payload,
                             expected_version=expected_version, session=session)
         order = session.get(WorkOrder, order_id)
-        auto = needs_on_site_evidence(session, order) and not (payload["evidence_note"] or payload["evidence_files"])
-        if auto:
+        if needs_on_site_evidence(session, order) and not (payload["evidence_note"] or payload["evidence_files"]):
             change = transition(order_id=order_id, action=Action.REJECT_RETURN, actor=Actor.system(), at=at,
                                 payload={"reason": ON_SITE_REJECTION, "automatic": True}, session=session)
-    if own:
-        wake_order_run(order_id)
-    if auto:
-        return Outcome(change.number, change.target, ON_SITE_REJECTION, auto_rejected=True)
-    return Outcome(change.number, change.target, "退单申请已提交，等待热线办审核")
+            return Outcome(change.number, change.target, ON_SITE_REJECTION, auto_rejected=True)
+        return Outcome(change.number, change.target, "退单申请已提交，等待热线办审核")
+
+    return _committed(order_id, session, work)
 
 
 def needs_on_site_evidence(session: Session, order: WorkOrder) -> bool:
@@ -118,8 +121,8 @@ def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: d
     at = at or utcnow()
     if not reason.strip():
         raise ValidationFailed("an extension request needs a reason")
-    own = session is None
-    with _unit_of_work(session) as session:
+
+    def work(session: Session) -> Outcome:
         order = session.scalars(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).one_or_none()
         if order is None:
             raise NotFound(f"work order id {order_id} does not exist")
@@ -145,10 +148,9 @@ def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: d
         session.flush()
         record_event(session, order=order, name="extension_requested", actor=actor, at=at,
                      payload={"extension_request_id": request.id, "requested_due_at": new_due_at.isoformat()})
-        number, status = order.number, order.status
-    if own:
-        wake_order_run(order_id)
-    return Outcome(number, status, "延期申请已提交，等待热线办审核")
+        return Outcome(order.number, order.status, "延期申请已提交，等待热线办审核")
+
+    return _committed(order_id, session, work)
 
 
 def _lead_of(session: Session, order: WorkOrder, actor: Actor) -> Assignment:

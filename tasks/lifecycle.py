@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
-from duban.errors import NotFound
+from duban.errors import NotFound, ValidationFailed
 from models.directory import Category, District, Unit
 from models.enums import FINAL_STATUSES, ActorKind, CaseKind, CaseStatus, Decision, ItemType, Status, label
 from models.lifecycle import Action
@@ -242,6 +242,9 @@ def apply_form(*, order_id: int, form: str, key: str, values: dict[str, Any], by
 
 
 def _decide(order_id: int, form: str, values: dict[str, Any], by: str) -> str:
+    if not by.strip():
+        raise ValidationFailed("the form was submitted without a name in 'Decided By': type your name in it, or "
+                               "submit it through the Duban gateway, which signs it with your account")
     actor = Actor(ActorKind.STAFF if form == "return-visit" else ActorKind.SUPERVISOR, by)
     version = values.get("order_version")
     match form:

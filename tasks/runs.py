@@ -1,8 +1,10 @@
 """The link between an order and its lifecycle flow run on Prefect: start, wake, reconcile."""
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -43,15 +45,47 @@ def wake_order_run(order_id: int) -> bool:
         return False
 
 
+def wake_order_runs(*, order_ids: Iterable[int], client: Callable[[], Any]) -> list[int]:
+    """wake_order_run for many orders: their runs read in one call over one client, asked for only if needed.
+
+    Returns the ids of the orders whose run was woken; a run that cannot be woken is left to the reconciler.
+    """
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with session_scope(readonly=True) as session:
+        runs = {UUID(run_id): order_id for order_id, run_id in session.execute(
+            select(RunCursor.work_order_id, RunCursor.flow_run_id)
+            .where(RunCursor.work_order_id.in_(list(order_ids)), RunCursor.flow_run_id.is_not(None)))}
+    if not runs:
+        return []
+    woken, ids = [], list(runs)
+    # The API returns at most 200 runs per call.
+    found = [run for start in range(0, len(ids), 200) for run in client().read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 200])), limit=200)]
+    for run in found:
+        if run.state is None or not run.state.is_paused():
+            continue
+        try:
+            _resuming(client(), run.id)
+            woken.append(runs[run.id])
+        except Exception as exc:  # noqa: BLE001 - the reconciler wakes what could not be woken here
+            log.warning("could not wake flow run %s of order %s (%s); the reconciler will", run.id, runs[run.id], exc)
+    return woken
+
+
 def _wake(client, run_id: UUID) -> bool:
     """Move a suspended run to Scheduled("Resuming"), as a resume does, without a form's input."""
-    from prefect.states import Scheduled
-
     run = client.read_flow_run(run_id)
     if run.state is None or not run.state.is_paused():
         return False
-    client.set_flow_run_state(run_id, Scheduled(name="Resuming", scheduled_time=datetime.now(UTC)), force=True)
+    _resuming(client, run_id)
     return True
+
+
+def _resuming(client, run_id: UUID) -> None:
+    from prefect.states import Scheduled
+
+    client.set_flow_run_state(run_id, Scheduled(name="Resuming", scheduled_time=datetime.now(UTC)), force=True)
 
 
 def start_order_runs(*, order_ids: list[int], replacing: dict[int, UUID] | None = None) -> list[str]:

@@ -36,7 +36,9 @@ def _citizens() -> tuple[set[str], set[str], set[str]]:
     """Every phone number the database holds for citizens (their own, and any typed in their text), their full
     names, and the numbers of confidential citizens' orders."""
     with session_scope(readonly=True) as session:
-        orders = session.scalars(select(WorkOrder)).all()
+        orders = session.execute(select(WorkOrder.number, WorkOrder.status, WorkOrder.citizen_phone,
+                                        WorkOrder.citizen_name, WorkOrder.confidential,
+                                        WorkOrder.content, WorkOrder.title, WorkOrder.address)).all()
     assert len(orders) == ITEMS and all(o.status in FINAL_STATUSES for o in orders)
     phones = {o.citizen_phone for o in orders if o.citizen_phone}
     phones |= {m for o in orders for m in MOBILE.findall(f"{o.title} {o.content} {o.address}")}

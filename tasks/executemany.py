@@ -1,0 +1,71 @@
+"""One INSERT or UPDATE for many rows, compiled once and bound without SQLAlchemy's per-row work.
+
+A batch (a replayed hour, an import) writes millions of rows through a handful of statements. Core's
+executemany builds every row's parameters through the compiler's generic path, which costs about as
+much as the database's own work; here a statement is compiled once per dialect and set of keys, and
+each row becomes a tuple through the same bind processors (JSON; aware UTC times on SQLite in one step
+to the same text). Python-side column
+defaults are filled as Core fills them. Dialects with named parameters, statements returning rows and
+defaults that are SQL expressions take Core's own path.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.sql.dml import ValuesBase
+
+from models.base import UTCDateTime
+
+Plan = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...], tuple[tuple[str, Any, bool], ...]]
+_PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[ValuesBase, Plan | None]] = {}
+
+
+def executemany(connection: Connection, statement: ValuesBase, rows: Sequence[dict[str, Any]]) -> int:
+    """Execute `statement` once per row (all rows with the same keys); the driver's rowcount (rows an UPDATE matched)."""
+    if not rows:
+        return 0
+    keys = tuple(rows[0])
+    cache_key = (id(statement), connection.dialect.name, keys)
+    cached = _PLANS.get(cache_key)
+    if cached is None or cached[0] is not statement:
+        cached = _PLANS[cache_key] = (statement, _plan(connection, statement, keys))
+    plan = cached[1]
+    if plan is None:
+        return connection.execute(statement, list(rows)).rowcount
+    sql, binds, defaults = plan
+    if defaults:
+        rows = [row | {key: arg(None) if call else arg for key, arg, call in defaults} for row in rows]
+    params = [tuple([bind(row[key]) if bind else row[key] for key, bind in binds]) for row in rows]
+    return connection.exec_driver_sql(sql, params).rowcount
+
+
+def _plan(connection: Connection, statement: ValuesBase, keys: tuple[str, ...]) -> Plan | None:
+    """The SQL and, per placeholder, the row key and its bind processor; None where Core must do it."""
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(keys))
+    if not compiled.positional or compiled.effective_returning or compiled.post_compile_params \
+            or compiled.literal_execute_params:
+        return None
+    defaults = []
+    for column, default in [*((c, c.default) for c in compiled.insert_prefetch),
+                            *((c, c.onupdate) for c in compiled.update_prefetch)]:
+        if default is None or not (default.is_scalar or default.is_callable):
+            return None
+        defaults.append((column.key, default.arg, default.is_callable))
+    names = compiled.positiontup or []
+    if not set(names) <= set(keys) | {key for key, _, _ in defaults}:
+        return None
+    processors = dict(compiled._bind_processors)
+    if connection.dialect.name == "sqlite":
+        processors |= {name: sqlite_utc for name in names if isinstance(compiled.binds[name].type, UTCDateTime)}
+    return compiled.string, tuple((name, processors.get(name)) for name in names), tuple(defaults)
+
+
+def sqlite_utc(value: datetime | None) -> str | None:
+    """What UTCDateTime and SQLite's DATETIME together store for an aware time, in one step."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Duban stores aware UTC times only")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
