@@ -39,6 +39,7 @@ from tasks.policy_store import current_policy
 
 HOUR = timedelta(hours=1)
 _CACHE_KIB = 256 * 1024
+_CHECKPOINT_PAGES = 16384
 _EARLIEST_DUE = select(func.min(WorkOrder.next_due_at))
 Sweep = Callable[[datetime], Any]
 
@@ -85,7 +86,7 @@ def replay(*, path: Path, sweep: Sweep | None = supervision_sweep,
         if not lookups.units:
             raise ValidationFailed("the database has no directory; run `duban directory load` first")
         _refuse_overlap(session, header)
-        with _roomy_cache(session):
+        with _sqlite_room(session):
             clock = _Clock(session, lookups, sweep, summary)
             for record in _preamble(session, records, summary):
                 clock.add(record)
@@ -95,21 +96,26 @@ def replay(*, path: Path, sweep: Sweep | None = supervision_sweep,
 
 
 @contextmanager
-def _roomy_cache(session: Session) -> Iterator[None]:
-    """A SQLite page cache the size of a year's hot pages for the replay's connection, restored after.
+def _sqlite_room(session: Session) -> Iterator[None]:
+    """On SQLite, for the replay's connection and while it runs: a page cache the size of a year's hot pages,
+    and a checkpoint every 64 MiB of log rather than every 4 MiB; both as they were afterwards.
 
-    SQLite keeps 2 MB by default: a year's indexes then go back and forth to the operating system on
-    every hour's writes. The replay and the sweeps it runs share one pooled connection, and its cache.
+    SQLite keeps 2 MB of pages by default, so a year's indexes would go back and forth to the operating
+    system on every hour's writes, and it would copy the log back (two fsyncs) about ten times as often.
+    The replay and the sweeps it runs share one pooled connection, and so its cache.
     """
     if session.get_bind().dialect.name != "sqlite":
         yield
         return
-    before = session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
-    session.connection().exec_driver_sql(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    settings = {"cache_size": -_CACHE_KIB, "wal_autocheckpoint": _CHECKPOINT_PAGES}
+    before = {name: session.connection().exec_driver_sql(f"PRAGMA {name}").scalar() for name in settings}
+    for name, value in settings.items():
+        session.connection().exec_driver_sql(f"PRAGMA {name}={int(value)}")
     try:
         yield
     finally:
-        session.connection().exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+        for name, value in before.items():
+            session.connection().exec_driver_sql(f"PRAGMA {name}={int(value)}")
 
 
 def _refuse_overlap(session: Session, header: Header) -> None:
