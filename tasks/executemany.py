@@ -25,7 +25,7 @@ _PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[ValuesBase, tuple[str, tupl
 
 
 def executemany(connection: Connection, statement: ValuesBase, rows: Sequence[dict[str, Any]]) -> int:
-    """Execute `statement` once per row (all rows with the same keys); the driver's rowcount (rows an UPDATE matched)."""
+    """Execute `statement` once per row (all rows with the same keys); the driver's rowcount (an UPDATE's matches)."""
     if not rows:
         return 0
     keys = tuple(rows[0])
@@ -74,6 +74,8 @@ def sqlite_utc(value: datetime | None) -> str | None:
     """What UTCDateTime and SQLite's DATETIME together store for an aware time, in one step."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: Duban stores aware UTC times only")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Duban stores aware UTC times only")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
