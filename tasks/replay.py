@@ -3,8 +3,9 @@
 Orders are registered by the intake path and every recorded action goes through transition() at
 its recorded time (tasks.history_apply); after each simulated hour with something due, the
 supervision sweep runs with that hour as `now`, so warnings, overdue notices, cases and the
-circulated notice fire as they would have. An hour's work commits at once; a crash leaves whole
-hours, never half an order.
+circulated notice fire as they would have. A local day's work commits at once, and so does the part
+of it before each sweep (the sweep works in its own transactions); a crash leaves whole days, or a day
+up to a sweep, never half an order.
 """
 
 import heapq
