@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.errors import ValidationFailed
 from models.records import Event
-from tasks.replay import replay
+from tasks.replay import replay, supervision_sweep
 from tasks.report import build_report
 from tasks.report_check import check_report
 from tasks.report_render import paragraph_zh
@@ -103,3 +103,31 @@ def test_duban_report_check_prints_each_figure_and_fails_on_one_that_differs(dir
     bad = subprocess.run([*command, str(differing)], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1
     assert "1 of 2 figures differ from differing.json: valid_items_accepted" in bad.stderr
+
+
+def test_the_sweeps_share_the_replays_roomy_sqlite_connection_and_it_is_restored_after(directory, tmp_path):
+    late = order("X3", at("2021-03-01"), category="city_appearance_life_services.noise", events=[
+        ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
+        ev(at("2021-03-05", "10:05"), "sign", "unit:ecology_environment")])
+    seen: list[tuple[int, int]] = []
+
+    def sweep(now):
+        with session_scope() as session:
+            seen.append(_pragmas(session))
+        return supervision_sweep(now)
+
+    with session_scope() as session:
+        before = _pragmas(session)
+    summary = replay(path=write(tmp_path / "late.jsonl", [late]), sweep=sweep)
+    assert summary.sweeps == len(seen) > 0 and summary.rungs > 0
+    if directory.startswith("sqlite"):
+        assert set(seen) == {(-256 * 1024, 16384)} and before == (-2000, 1000)
+    with session_scope() as session:
+        assert _pragmas(session) == before
+
+
+def _pragmas(session) -> tuple[int, int]:
+    if session.get_bind().dialect.name != "sqlite":
+        return (0, 0)
+    return tuple(session.connection().exec_driver_sql(f"PRAGMA {name}").scalar()
+                 for name in ("cache_size", "wal_autocheckpoint"))
