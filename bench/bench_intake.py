@@ -100,6 +100,10 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def bench_http(requests: int, concurrency: int, workers: int) -> dict:
     """Items per second through the intake API served by uvicorn, with latency percentiles."""
     from duban.db import reset_engines
@@ -130,6 +134,7 @@ def _bench_http(folder: Path, requests: int, concurrency: int, workers: int) -> 
             except httpx.HTTPError:
                 time.sleep(0.2)
         asyncio.run(_load(port, key, _items(200, seed=0), concurrency))  # warm up every worker
+        load_average = _load_average()
         cpu_before = _cpu_seconds(server.pid)
         latencies, elapsed, failures = asyncio.run(_load(port, key, _items(requests), concurrency))
         cpu = _cpu_seconds(server.pid) - cpu_before
@@ -140,7 +145,8 @@ def _bench_http(folder: Path, requests: int, concurrency: int, workers: int) -> 
     return {"requests": requests, "concurrency": concurrency, "workers": workers, "failures": failures,
             "items_per_s": round(requests / elapsed, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-            "server_cpu_ms_per_item": round(cpu / requests * 1000, 2)}
+            "server_cpu_ms_per_item": round(cpu / requests * 1000, 2), "load_average_at_start": load_average,
+            "load_average_at_end": _load_average()}
 
 
 def bench_bulk(count: int) -> dict:

@@ -1,7 +1,7 @@
 """Unit portal benchmark: order pages (GET) and sign-for submissions (POST) per second, with latency.
 
     .venv/bin/python -m bench.bench_portal [--orders 1000] [--gets 3000] [--concurrency 8] [--workers 2]
-                                           [--db-url URL]
+                                           [--db-url URL] [--prefect-api URL]
 
 A fresh SQLite database in a temporary directory (or the PostgreSQL database given, which is emptied
 first) gets `--orders` orders dispatched through the real transition path and one signed link per order.
@@ -11,6 +11,11 @@ GET: the order page of each order in turn. POST: the sign-for form of each order
 single-use, so every POST is a real sign-for: link used up, transition, event, a fresh link, a 303).
 Besides rate and latency, the server's own CPU time per request is read from /proc for its process
 group: on a machine others load too, that is the figure that says what two free cores would carry.
+
+With `--prefect-api` (a running Prefect server), each order also gets a flow run suspended as its
+lifecycle run waits for the unit, so every sign-for wakes a real run, as in production: the portal
+does that after answering, and the figures include its CPU. The time from the last POST until every
+run was woken is reported too.
 """
 
 import argparse
@@ -36,8 +41,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _prepare(url: str, orders: int) -> list[tuple[str, str]]:
-    """Migrate, load the directory, dispatch the orders; returns (token, order number) per order."""
+def _prepare(url: str, orders: int) -> list[tuple[str, str, int]]:
+    """Migrate, load the directory, dispatch the orders; returns (token, order number, order id) per order."""
     from sqlalchemy import select, text
 
     from duban.db import get_engine, reset_engines, session_scope
@@ -76,7 +81,49 @@ def _prepare(url: str, orders: int) -> list[tuple[str, str]]:
                                      .where(Assignment.role == "lead")).all())
         issued = issue_tokens(session=session, at=utcnow(),
                               requests=[TokenRequest(leads[order_id], order_id, ORDER) for order_id, _ in dispatched])
-    return [(token, number) for (token, _), (_, number) in zip(issued, dispatched, strict=True)]
+    return [(token, number, order_id) for (token, _), (order_id, number) in zip(issued, dispatched, strict=True)]
+
+
+def _suspended_runs(links: list[tuple[str, str, int]]) -> list:
+    """A flow run per order, suspended as a lifecycle run waiting for the unit to sign; returns their ids."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Suspended
+
+    from duban.db import session_scope
+    from models.base import utcnow
+    from models.records import RunCursor
+
+    @flow(name="bench-order-lifecycle")
+    def waiting() -> None:
+        """Stands for the lifecycle flow: only its runs' states matter here."""
+
+    with get_client(sync_client=True) as client:
+        runs = [client.create_flow_run(waiting, name=number, state=Suspended(pause_key="unit-sign-v2-0")).id
+                for _, number, _ in links]
+    with session_scope() as session:
+        session.add_all(RunCursor(work_order_id=order_id, flow_run_id=str(run), started_at=utcnow(),
+                                  narrated_event_id=0, applied_inputs=[])
+                        for (_, _, order_id), run in zip(links, runs, strict=True))
+    return runs
+
+
+def _woken(runs: list, timeout: float) -> tuple[int, float]:
+    """How many of the runs left their suspended state, waiting up to `timeout`; and the seconds it took."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    started = time.perf_counter()
+    with get_client(sync_client=True) as client:
+        while True:
+            woken = 0
+            for offset in range(0, len(runs), 200):
+                page = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+                    any_=runs[offset:offset + 200])), limit=200)
+                woken += sum(1 for run in page if not run.state.is_paused())
+            if woken == len(runs) or time.perf_counter() - started > timeout:
+                return woken, time.perf_counter() - started
+            time.sleep(0.5)
 
 
 async def _load(port: int, requests: list[tuple[str, str]], concurrency: int) -> tuple[list[float], float, dict]:
@@ -139,11 +186,15 @@ def _measured(name: str, group: int, port: int, requests: list[tuple[str, str]],
             "requests_per_server_cpu_s": round(len(latencies) / cpu, 1) if cpu else None}
 
 
-def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: str | None) -> dict:
+def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: str | None,
+                 prefect_api: str | None = None) -> dict:
     """Order page GETs and sign-for POSTs per second against the portal under uvicorn."""
     folder = Path(tempfile.mkdtemp(prefix="duban-bench-portal-"))
     url = url or f"sqlite:///{folder / 'bench.db'}"
+    if prefect_api:
+        os.environ["PREFECT_API_URL"] = prefect_api
     links = _prepare(url, orders)
+    runs = _suspended_runs(links) if prefect_api else []
     port = _free_port()
     env = {**os.environ, "DUBAN_DATABASE_URL": url, "DUBAN_UPLOAD_DIR": str(folder / "uploads")}
     server = subprocess.Popen(
@@ -158,16 +209,26 @@ def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: st
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        pages = [("GET", f"/u/{token}/orders/{number}") for token, number in links]
+        load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        pages = [("GET", f"/u/{token}/orders/{number}") for token, number, _ in links]
         asyncio.run(_load(port, pages[:200], concurrency))  # warm up every worker
         get = _measured("order page GET", server.pid, port, (pages * (gets // len(pages) + 1))[:gets], concurrency)
-        signs = [("POST", f"/u/{token}/orders/{number}/sign") for token, number in links]
+        signs = [("POST", f"/u/{token}/orders/{number}/sign") for token, number, _ in links]
         post = _measured("sign-for POST", server.pid, port, signs, concurrency)
+        if runs:
+            # Wake-ups still running after the last answer are charged to the POSTs too.
+            cpu = _server_cpu(server.pid)
+            post["runs_woken"], waited = _woken(runs, timeout=120)
+            post["all_runs_woken_after_s"] = round(waited, 1)
+            per_request = post["server_cpu_ms_per_request"] + (_server_cpu(server.pid) - cpu) / len(runs) * 1000
+            post["server_cpu_ms_per_request"] = round(per_request, 2)
+            post["requests_per_server_cpu_s"] = round(1000 / per_request, 1)
     finally:
         server.terminate()
         server.wait(30)
-    return {"database": url.split(":", 1)[0], "workers": workers, "concurrency": concurrency, "get": get,
-            "post": post}
+    return {"database": url.split(":", 1)[0], "workers": workers, "concurrency": concurrency,
+            "prefect": bool(prefect_api), "load_average_at_start": load_average,
+            "load_average_at_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]), "get": get, "post": post}
 
 
 def main() -> None:
@@ -177,9 +238,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--db-url", help="a PostgreSQL database to use (emptied first); default: a temporary SQLite")
+    parser.add_argument("--prefect-api", help="a Prefect server's API URL: every order gets a suspended run to wake")
     args = parser.parse_args()
-    print(json.dumps(bench_portal(args.orders, args.gets, args.concurrency, args.workers, args.db_url),
-                     ensure_ascii=False, indent=2))
+    print(json.dumps(bench_portal(args.orders, args.gets, args.concurrency, args.workers, args.db_url,
+                                  args.prefect_api), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ first) gets dispatched orders through the real transition path; their dispatch n
 into `--notices` outbox rows, each with its own Message-ID. The relay, in this process, renders each
 notice with its two signed links and sends it to the sink, a separate process that writes every mail
 to a maildir. Timed: from the first claim to the last row marked sent, in wall-clock time and in the
-relay process's CPU time (the figure that does not depend on what else the machine runs). Counted: the
-mails in the maildir.
+relay process's and the sink's CPU time (figures that depend little on what else the machine runs), with
+the load average before and after. Counted: the mails in the maildir.
 """
 
 import argparse
@@ -35,6 +35,16 @@ def _free_port() -> int:
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user and system) used so far by one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _prepare(url: str, notices: int, orders: int) -> None:
@@ -98,10 +108,12 @@ def bench_relay(notices: int, batch: int, url: str | None) -> dict:
         from tasks.relay import relay_once
 
         sent = failed = passes = 0
-        started, cpu_started = time.perf_counter(), time.process_time()
+        load_before = _load_average()
+        started, cpu_started, sink_started = time.perf_counter(), time.process_time(), _cpu(sink.pid)
         while (report := relay_once(limit=batch)).claimed:
             sent, failed, passes = sent + report.sent, failed + report.failed + report.retried, passes + 1
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        sink_cpu = _cpu(sink.pid) - sink_started
         deadline = time.monotonic() + 30
         while len(mailbox.Maildir(folder / "mail")) < sent and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -112,7 +124,9 @@ def bench_relay(notices: int, batch: int, url: str | None) -> dict:
     return {"database": url.split(":", 1)[0], "notices": notices, "batch": batch, "passes": passes, "sent": sent,
             "not_sent": failed, "stored_by_sink": stored, "seconds": round(elapsed, 2),
             "notices_per_s": round(sent / elapsed, 1), "relay_cpu_seconds": round(cpu, 2),
-            "notices_per_relay_cpu_s": round(sent / cpu, 1)}
+            "relay_cpu_ms_per_notice": round(cpu / sent * 1000, 2), "notices_per_relay_cpu_s": round(sent / cpu, 1),
+            "sink_cpu_seconds": round(sink_cpu, 2), "sink_cpu_ms_per_notice": round(sink_cpu / sent * 1000, 2),
+            "load_average_before": load_before, "load_average_after": _load_average()}
 
 
 def main() -> None:

@@ -37,6 +37,26 @@ _sweeping = threading.Lock()
 _stopping = threading.Event()
 
 
+class _Scheduler(BackgroundScheduler):
+    """Never sleeps past the safety interval, even when the wall clock is set back.
+
+    APScheduler computes its next wake-up in wall-clock time: after the clock is set back a day, the
+    sweep's next run lies a day ahead, and deadlines falling in between would wait for it.
+    """
+
+    def _process_jobs(self) -> float | None:
+        wait = super()._process_jobs()
+        interval = get_settings().clock_safety_interval_s
+        job = self.get_job(SWEEP_JOB_ID)
+        now = datetime.now(UTC)
+        if job is not None and job.next_run_time is not None \
+                and job.next_run_time > now + timedelta(seconds=interval):
+            log.warning("the sweep's next wake-up %s is past the safety interval: the wall clock went back; "
+                        "sweeping now", job.next_run_time.isoformat())
+            self.modify_job(SWEEP_JOB_ID, next_run_time=now)
+        return interval if wait is None else min(wait, interval)
+
+
 def register_jobs(scheduler: BackgroundScheduler, *, first_run: datetime) -> None:
     """Every job of the clock, in one place: explicit ids, replaced on start, a missed run runs once, late."""
     scheduler.add_job(
@@ -52,7 +72,7 @@ def start_clock() -> BackgroundScheduler:
     with _lock:
         if _scheduler is not None and _scheduler.running:
             return _scheduler
-        scheduler = BackgroundScheduler(
+        scheduler = _Scheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=get_engine(), tablename=ClockJob.__tablename__)},
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},

@@ -10,7 +10,8 @@ from contextlib import ExitStack
 from enum import StrEnum
 
 from duban.executor import start_executor
-from duban.orchestrator import ensure_server, prefect_env, signals_unblocked
+from duban.orchestrator import ensure_server, prefect_env
+from duban.processes import die_with_parent, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,11 @@ SERVICES: dict[Role, list[Callable[[ExitStack], None]]] = {role: [] for role in 
 
 
 def child(stack: ExitStack, *args: str) -> subprocess.Popen:
-    """Start a `duban ...` child process that is stopped when serve stops."""
-    with signals_unblocked():
-        process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True)
+    """Start a `duban ...` child process that is stopped when serve stops, or dies with it."""
+    process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True,
+                               preexec_fn=die_with_parent)
     stack.callback(stop_child, process)
     return process
-
-
-def stop_child(process: subprocess.Popen, grace_s: float = 60) -> None:
-    """SIGTERM a child's process group, and SIGKILL it if it has not ended within the grace period."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def configure_logging() -> None:

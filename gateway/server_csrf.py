@@ -6,11 +6,12 @@ towards the server the gateway is one client with a token of its own, renewed at
 """
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 
 UNSAFE = {"POST", "PATCH", "PUT", "DELETE"}
 RECHECK_DISABLED_S = 300  # how long a server found with CSRF protection off is believed to stay so
@@ -25,21 +26,21 @@ class ServerCsrf:
         self.renew_at = 0.0
         self.lock = asyncio.Lock()
 
-    async def headers(self, client: httpx.AsyncClient, method: str) -> dict[str, str]:
-        """The headers a request of this method needs at the server (the client carries the server's login)."""
+    async def headers(self, session: aiohttp.ClientSession, root: str, method: str) -> dict[str, str]:
+        """The headers a request of this method needs at the server (the session carries the server's login)."""
         if method.upper() not in UNSAFE:
             return {}
         async with self.lock:
             if time.monotonic() >= self.renew_at:
-                await self._renew(client)
+                await self._renew(session, root)
         return {"Prefect-Csrf-Token": self.token, "Prefect-Csrf-Client": self.client_id} if self.token else {}
 
-    async def _renew(self, client: httpx.AsyncClient) -> None:
-        answer = await client.get("/api/csrf-token", params={"client": self.client_id})
-        if answer.status_code == 422:  # the server answers so when CSRF protection is off
-            self.token, self.renew_at = "", time.monotonic() + RECHECK_DISABLED_S
-            return
-        answer.raise_for_status()
-        issued = answer.json()
+    async def _renew(self, session: aiohttp.ClientSession, root: str) -> None:
+        async with session.get(f"{root}/api/csrf-token", params={"client": self.client_id}) as answer:
+            if answer.status == 422:  # the server answers so when CSRF protection is off
+                self.token, self.renew_at = "", time.monotonic() + RECHECK_DISABLED_S
+                return
+            answer.raise_for_status()
+            issued = json.loads(await answer.read())
         lifetime = (datetime.fromisoformat(issued["expiration"]) - datetime.now(UTC)).total_seconds()
         self.token, self.renew_at = issued["token"], time.monotonic() + max(lifetime / 2, 1)

@@ -12,6 +12,7 @@ from duban.errors import Forbidden, NotFound
 from duban.settings import get_settings
 from models.enums import Status, label
 from portal import schemas
+from portal.writer import one_writer
 from tasks.channels import ChannelIdentity, authenticate
 from tasks.intake import public_status, register_item
 from tasks.intake_item import ItemInvalid
@@ -90,7 +91,8 @@ async def submit_item(item: schemas.ItemRequest,
                       channel: Annotated[ChannelIdentity, Security(channel_of)]) -> JSONResponse:
     """Register an item from the channel the key belongs to; resubmitting its channel_ref returns the same item."""
     try:
-        receipt = register_item(channel=channel, item=item)
+        with one_writer():
+            receipt = register_item(channel=channel, item=item)
     except ItemInvalid as exc:
         return refused(exc)
     status_url = f"{ITEMS}/{receipt.number}"

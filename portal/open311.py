@@ -15,10 +15,11 @@ from duban.errors import Forbidden
 from duban.settings import get_settings
 from portal import schemas
 from portal.intake import bounded_route
+from portal.writer import one_writer
 from tasks import open311 as service
-from tasks.channels import authenticate
-from tasks.intake import register_item
-from tasks.intake_item import ItemInvalid, parse_item
+from tasks.channels import ChannelIdentity, authenticate
+from tasks.intake import Receipt, register_item
+from tasks.intake_item import IntakeItem, ItemInvalid, parse_item
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-30T00:00:00+08:00"  # when this endpoint's behaviour last changed, for discovery
@@ -179,8 +180,7 @@ async def create_request(fmt: str, request: Request) -> Response:
     try:
         raw, extra = service.item_fields(fields, request.headers.get("idempotency-key"))
         item = parse_item(raw)
-        receipt = await run_in_threadpool(lambda: register_item(channel=channel, item=item, extra=extra,
-                                                                with_token=True))
+        receipt = await run_in_threadpool(_register, channel, item, extra)
     except ItemInvalid as exc:
         raise Open311Error(400, "; ".join(f"{service.spec_name(f)}: {m}" for f, m in exc.problems)) from None
     return render(fmt, "service_requests", [{
@@ -189,6 +189,11 @@ async def create_request(fmt: str, request: Request) -> Response:
                           "limits）",
         "account_id": fields.get("account_id"),
     }])
+
+
+def _register(channel: ChannelIdentity, item: IntakeItem, extra: dict[str, Any]) -> Receipt:
+    with one_writer():
+        return register_item(channel=channel, item=item, extra=extra, with_token=True)
 
 
 @router.get("/v2/requests.{fmt}", response_model=list[schemas.Open311Request], responses={200: _DOCS, **_ERRORS})

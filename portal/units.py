@@ -5,8 +5,10 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from duban.db import session_scope
 from duban.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from models.base import utcnow
 from models.enums import label
@@ -21,17 +23,11 @@ from portal.forms import (
     yes_no,
 )
 from portal.pages import render
+from portal.wakeups import WAKER
+from portal.writer import one_writer
 from tasks import actions
 from tasks.actions import ON_SITE_REJECTION, Outcome
-from tasks.tokens import (
-    FORGED,
-    Grant,
-    LinkRefused,
-    consume_token,
-    looks_signed,
-    release_token,
-    request_fresh_link,
-)
+from tasks.tokens import FORGED, Grant, LinkRefused, looks_signed, request_fresh_link, use_token
 from tasks.transitions import Actor
 from tasks.unit_views import OrderView, inbox_view, open_order, unit_choices
 
@@ -112,11 +108,15 @@ def _form(request: Request, token: str, number: str, action: str, submitted: Sub
 
 @dataclass(frozen=True)
 class Submission:
-    """One validated submission, ready to run."""
+    """One validated submission, ready to run in the transaction that uses its link up."""
 
-    run: Callable[[Actor], Outcome]
+    run: Callable[[Actor, Session], Outcome]
     files: list[str]
     done: Callable[[Outcome], str]
+
+
+class NotNow(Exception):
+    """The action is not one the order's status allows now."""
 
 
 @router.post("/{token}/orders/{number}/{action}", response_class=HTMLResponse)
@@ -134,34 +134,30 @@ async def submit(request: Request, token: str, number: str, action: str) -> Resp
 
 
 def _submit(request: Request, token: str, number: str, action: str, submitted: Submitted) -> Response:
+    files: list[str] = []
     try:
-        _, view = open_order(token=token, number=number, now=utcnow(), history=False)
-    except LinkRefused as exc:
-        return _refused(request, token, exc)
-    if action not in view.actions:
-        return render(request, "problem.html", status_code=409, token=token, number=number,
-                      message=_not_now(action, view.status))
-    try:
+        grant, view = open_order(token=token, number=number, now=utcnow(), history=False)
+        if action not in view.actions:
+            raise NotNow(_not_now(action, view.status))
+        # Evidence is checked and stored before the write transaction, which it would otherwise hold up.
         submission = _validate(action, submitted, view)
-    except (ValidationFailed, NotFound) as exc:
-        return _form(request, token, number, action, submitted, exc, status_code=422)
-    try:
-        use = consume_token(token=token)
-    except LinkRefused as exc:
-        discard_evidence(submission.files)
-        return _refused(request, token, exc)
-    try:
-        outcome = submission.run(Actor.unit(use.grant.unit_id, use.grant.unit_code))
+        files = submission.files
+        # The link is used up in the action's own transaction: a refusal rolls both back. The order's
+        # version as read above makes a change meanwhile a conflict; the run is woken after the commit.
+        with one_writer(), session_scope() as session:
+            successor = use_token(session=session, grant=grant, at=utcnow())
+            outcome = submission.run(Actor.unit(grant.unit_id, grant.unit_code), session)
     except Exception as exc:
-        # The action's own transaction rolled back: the link and the evidence go back as they were.
-        release_token(use=use)
-        discard_evidence(submission.files)
+        discard_evidence(files)
+        if isinstance(exc, LinkRefused):
+            return _refused(request, token, exc)
         if isinstance(exc, ValidationFailed | NotFound):
             return _form(request, token, number, action, submitted, exc, status_code=422)
-        if isinstance(exc, InvalidTransition | Conflict):
+        if isinstance(exc, NotNow | InvalidTransition | Conflict):
             return render(request, "problem.html", status_code=409, token=token, number=number, message=str(exc))
         raise
-    return RedirectResponse(f"/u/{use.successor}/orders/{number}?done={submission.done(outcome)}", status_code=303)
+    WAKER.wake_soon(view.id)
+    return RedirectResponse(f"/u/{successor}/orders/{number}?done={submission.done(outcome)}", status_code=303)
 
 
 def _not_now(action: str, status: str) -> str:
@@ -173,16 +169,16 @@ def _validate(action: str, submitted: Submitted, view: OrderView) -> Submission:
     """Check the form before anything is written; evidence files are stored last, all or nothing."""
     order_id = view.id
     if action == "sign":
-        return Submission(lambda actor: actions.sign(order_id=order_id, actor=actor, expected_version=view.version),
-                          [], lambda _: "sign")
+        return Submission(lambda actor, session: actions.sign(order_id=order_id, actor=actor, session=session,
+                                                              expected_version=view.version), [], lambda _: "sign")
     if action == "reply":
         text = required(submitted, "text", "请填写办理结果。Describe what was done.")
         contacted = yes_no(submitted.text("contacted"), "是否已联系市民 Was the citizen contacted?")
         solved = yes_no(submitted.text("solved"), "问题是否已解决 Is the matter solved?")
         files = save_evidence(submitted.files, order_number=view.number, documents=True)
-        return Submission(lambda actor: actions.reply(order_id=order_id, actor=actor, text=text, contacted=contacted,
-                                                      solved=solved, evidence_files=files,
-                                                      expected_version=view.version), files, lambda _: "reply")
+        return Submission(lambda actor, session: actions.reply(
+            order_id=order_id, actor=actor, text=text, contacted=contacted, solved=solved, evidence_files=files,
+            expected_version=view.version, session=session), files, lambda _: "reply")
     if action == "return":
         reason = required(submitted, "reason", "请填写退单理由。Give the reason for the return.")
         note = submitted.text("evidence_note")
@@ -196,16 +192,16 @@ def _validate(action: str, submitted: Submitted, view: OrderView) -> Submission:
         suggested = submitted.text("suggested_unit") or None
         files = save_evidence(submitted.files, order_number=view.number)
         return Submission(
-            lambda actor: actions.request_return(order_id=order_id, actor=actor, reason=reason,
-                                                 suggested_unit_code=suggested, evidence_note=note,
-                                                 evidence_files=files, expected_version=view.version),
+            lambda actor, session: actions.request_return(
+                order_id=order_id, actor=actor, reason=reason, suggested_unit_code=suggested, evidence_note=note,
+                evidence_files=files, expected_version=view.version, session=session),
             files, lambda outcome: "return_auto_rejected" if outcome.auto_rejected else "return")
     reason = required(submitted, "reason", "请填写延期理由。Give the reason for the extension.")
     new_due = local_datetime(submitted.text("new_due_at"), view.timezone)
     if view.due_at and new_due <= view.due_at:
         raise ValidationFailed("新的办理期限须晚于当前期限。The new deadline must be after the current one.")
-    return Submission(lambda actor: actions.request_extension(order_id=order_id, actor=actor, reason=reason,
-                                                              new_due_at=new_due), [], lambda _: "extension")
+    return Submission(lambda actor, session: actions.request_extension(
+        order_id=order_id, actor=actor, reason=reason, new_due_at=new_due, session=session), [], lambda _: "extension")
 
 
 @router.post("/{token}/fresh", response_class=HTMLResponse)

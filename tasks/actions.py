@@ -1,5 +1,10 @@
-"""What units, staff and supervisors do to an order: each commits a transition, then wakes the order's run."""
+"""What units, staff and supervisors do to an order: each commits a transition, then wakes the order's run.
 
+A unit's action may also run inside a caller's session (the portal uses its link up in the same
+transaction): the caller then commits, and wakes the run once it has.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,49 +39,62 @@ class Outcome:
     auto_rejected: bool = False
 
 
-def _act(order_id: int, action: Action, actor: Actor, payload: dict[str, Any], at: datetime | None,
-         expected_version: int | None) -> Change:
-    change = transition(order_id=order_id, action=action, actor=actor, at=at, payload=payload,
-                        expected_version=expected_version)
+def _committed(order_id: int, session: Session | None, work: Callable[[Session], Outcome]) -> Outcome:
+    """Run the work in the caller's session (the caller commits and wakes), or commit it here and wake the run."""
+    if session is not None:
+        return work(session)
+    with session_scope() as own:
+        outcome = work(own)
     wake_order_run(order_id)
+    return outcome
+
+
+def _act(order_id: int, action: Action, actor: Actor, payload: dict[str, Any], at: datetime | None,
+         expected_version: int | None, session: Session | None = None) -> Change:
+    change = transition(order_id=order_id, action=action, actor=actor, at=at, payload=payload,
+                        expected_version=expected_version, session=session)
+    if session is None:
+        wake_order_run(order_id)
     return change
 
 
-def sign(*, order_id: int, actor: Actor, at: datetime | None = None, expected_version: int | None = None) -> Outcome:
+def sign(*, order_id: int, actor: Actor, at: datetime | None = None, expected_version: int | None = None,
+         session: Session | None = None) -> Outcome:
     """A unit signs for an order (签收)."""
-    change = _act(order_id, Action.SIGN, actor, {}, at, expected_version)
+    change = _act(order_id, Action.SIGN, actor, {}, at, expected_version, session)
     return Outcome(change.number, change.target, "已签收")
 
 
 def reply(*, order_id: int, actor: Actor, text: str, contacted: bool, solved: bool,
           evidence_files: list[str] | None = None, at: datetime | None = None,
-          expected_version: int | None = None) -> Outcome:
+          expected_version: int | None = None, session: Session | None = None) -> Outcome:
     """The lead unit replies with the result (办结回复)."""
     payload = {"text": text, "contacted": contacted, "solved": solved, "evidence_files": evidence_files or []}
-    change = _act(order_id, Action.REPLY, actor, payload, at, expected_version)
+    change = _act(order_id, Action.REPLY, actor, payload, at, expected_version, session)
     return Outcome(change.number, change.target, "已提交办结回复")
 
 
 def request_return(*, order_id: int, actor: Actor, reason: str, suggested_unit_code: str | None = None,
                    evidence_note: str = "", evidence_files: list[str] | None = None,
-                   at: datetime | None = None, expected_version: int | None = None) -> Outcome:
+                   at: datetime | None = None, expected_version: int | None = None,
+                   session: Session | None = None) -> Outcome:
     """A unit asks to give the order back; without on-site evidence where policy requires it, refused at once."""
     at = at or utcnow()
-    with session_scope() as session:
+
+    def work(session: Session) -> Outcome:
         suggested = _unit_id(session, suggested_unit_code)
         payload = {"reason": reason, "suggested_unit_id": suggested, "evidence_note": evidence_note.strip(),
                    "evidence_files": evidence_files or []}
         change = transition(order_id=order_id, action=Action.REQUEST_RETURN, actor=actor, at=at, payload=payload,
                             expected_version=expected_version, session=session)
         order = session.get(WorkOrder, order_id)
-        auto = needs_on_site_evidence(session, order) and not (payload["evidence_note"] or payload["evidence_files"])
-        if auto:
+        if needs_on_site_evidence(session, order) and not (payload["evidence_note"] or payload["evidence_files"]):
             change = transition(order_id=order_id, action=Action.REJECT_RETURN, actor=Actor.system(), at=at,
                                 payload={"reason": ON_SITE_REJECTION, "automatic": True}, session=session)
-    wake_order_run(order_id)
-    if auto:
-        return Outcome(change.number, change.target, ON_SITE_REJECTION, auto_rejected=True)
-    return Outcome(change.number, change.target, "退单申请已提交，等待热线办审核")
+            return Outcome(change.number, change.target, ON_SITE_REJECTION, auto_rejected=True)
+        return Outcome(change.number, change.target, "退单申请已提交，等待热线办审核")
+
+    return _committed(order_id, session, work)
 
 
 def needs_on_site_evidence(session: Session, order: WorkOrder) -> bool:
@@ -98,12 +116,13 @@ def _unit_id(session: Session, code: str | None) -> int | None:
 
 
 def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: datetime,
-                      at: datetime | None = None) -> Outcome:
+                      at: datetime | None = None, session: Session | None = None) -> Outcome:
     """A unit asks for more time (延期); the deadline keeps running until a supervisor approves."""
     at = at or utcnow()
     if not reason.strip():
         raise ValidationFailed("an extension request needs a reason")
-    with session_scope() as session:
+
+    def work(session: Session) -> Outcome:
         order = session.scalars(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).one_or_none()
         if order is None:
             raise NotFound(f"work order id {order_id} does not exist")
@@ -129,9 +148,9 @@ def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: d
         session.flush()
         record_event(session, order=order, name="extension_requested", actor=actor, at=at,
                      payload={"extension_request_id": request.id, "requested_due_at": new_due_at.isoformat()})
-        number, status = order.number, order.status
-    wake_order_run(order_id)
-    return Outcome(number, status, "延期申请已提交，等待热线办审核")
+        return Outcome(order.number, order.status, "延期申请已提交，等待热线办审核")
+
+    return _committed(order_id, session, work)
 
 
 def _lead_of(session: Session, order: WorkOrder, actor: Actor) -> Assignment:

@@ -21,13 +21,13 @@ from models.base import utcnow
 from models.directory import Category, District, Unit
 from models.enums import FINAL_STATUSES, Status, label
 from models.intake import IntakeToken, MergeLink
-from models.records import Event, PolicyVersion
+from models.records import Event
 from models.supervision import Article
 from models.work_order import Assignment, WorkOrder
 from tasks.channels import ChannelIdentity
 from tasks.intake_item import IntakeItem, ItemInvalid, parse_item
 from tasks.numbers import LOCAL, allocate_numbers
-from tasks.policy_store import current_policy
+from tasks.policy_store import current_number
 
 BULK_BATCH = 2000
 _CSV_TRUE = {"true", "1", "yes", "是", "y"}
@@ -57,8 +57,6 @@ _BY_REF = select(_ORDERS.c.id, _ORDERS.c.number, _ORDERS.c.status, _ORDERS.c.rec
     _ORDERS.c.channel == bindparam("channel"), _ORDERS.c.channel_ref == bindparam("ref"))
 _TOKEN_OF = select(_TOKENS.c.token).where(_TOKENS.c.work_order_id == bindparam("order_id"))
 _INSERT_ORDER = _ORDERS.insert().returning(_ORDERS.c.id)
-# The version current_policy() names, read alone: a new order only needs the number, not the policy text.
-_POLICY_NUMBER = select(PolicyVersion.__table__.c.number).where(PolicyVersion.__table__.c.current.is_(True))
 DIRECTORY_TTL_S = 300
 _DIRECTORY: dict[str, tuple[float, dict[str, int], dict[str, int]]] = {}
 
@@ -153,7 +151,7 @@ def register_item(*, channel: ChannelIdentity, item: IntakeItem, at: datetime | 
             category_id, district_id = _directory_ids(session, item)
             [(order_id, number, received)] = _insert(
                 session, [(item, category_id, district_id)], channel=channel, at=at or utcnow(),
-                policy_version=session.connection().execute(_POLICY_NUMBER).scalar() or 0, extra=extra)
+                policy_version=current_number(session), extra=extra)
             token = None
             if with_token:
                 token = secrets.token_hex(16)
@@ -235,7 +233,7 @@ def intake_file(*, path: Path, channel: ChannelIdentity, at: datetime | None = N
     report = BulkReport()
     with session_scope(readonly=True) as session:
         categories, districts = directory_codes(session, refresh=True)
-        policy_version = current_policy(session).version
+        policy_version = current_number(session)
     seen: set[str] = set()
     batch: list[tuple[int, IntakeItem, int | None, int | None]] = []
     for number, record in read_lines(path):

@@ -10,6 +10,8 @@ from models.policy import Policy, load_policy, parse_policy
 from models.records import PolicyVersion
 
 _BY_VERSION: dict[int, Policy] = {}
+_VERSIONS = PolicyVersion.__table__
+_CURRENT_NUMBER = select(_VERSIONS.c.number).where(_VERSIONS.c.current.is_(True))
 
 
 @dataclass(frozen=True)
@@ -20,15 +22,14 @@ class PolicyInForce:
 
 def current_policy(session: Session) -> PolicyInForce:
     """The current policy; re-read whenever another process applied a new version."""
-    row = session.execute(
-        select(PolicyVersion.number, PolicyVersion.content).where(PolicyVersion.current.is_(True))
-    ).first()
-    if row is None:
-        return PolicyInForce(0, policy_version(session, 0))
-    number, content = row
-    if number not in _BY_VERSION:
-        _BY_VERSION[number] = parse_policy(content, source=f"policy version {number}")
-    return PolicyInForce(number, _BY_VERSION[number])
+    # The version number alone, then the text only for a version this process has not parsed yet.
+    number = current_number(session)
+    return PolicyInForce(number, policy_version(session, number))
+
+
+def current_number(session: Session) -> int:
+    """The number of the policy version in force (0 before any was applied: the file named in settings)."""
+    return session.connection().execute(_CURRENT_NUMBER).scalar() or 0
 
 
 def policy_version(session: Session, number: int) -> Policy:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
@@ -24,6 +24,8 @@ from tasks.tokens import INBOX, ORDER, TokenRequest, issue_tokens, link_url
 from tasks.transitions import Actor, record_event
 
 log = logging.getLogger(__name__)
+# Sent notices are recorded together, this many at a time: a commit per notice cost as much as rendering it.
+MARK_EVERY = 50
 
 
 @dataclass
@@ -67,7 +69,7 @@ def claim_due(*, session: Session, now: datetime, limit: int, lease: timedelta) 
 
 
 def relay_once(*, now: datetime | None = None, limit: int | None = None) -> RelayReport:
-    """One pass: claim what is due, send each, and record each result as soon as it is known."""
+    """One pass: claim what is due, send each, record a failure at once and the sent ones in groups."""
     settings = get_settings()
     now = now or utcnow()
     report = RelayReport()
@@ -77,20 +79,30 @@ def relay_once(*, now: datetime | None = None, limit: int | None = None) -> Rela
     report.claimed = len(ids)
     if not ids:
         return report
-    with MailSender(settings) as sender:
-        for item in _prepare(ids, now):
-            if isinstance(item.mail, NotificationError):
-                delivery = Delivery(error=str(item.mail), permanent=True)
-            else:
-                delivery = sender.send(item.mail)
-            _record(report, _mark(item=item, delivery=delivery, now=now, settings=settings), item.notice_id)
+    sent: list[dict[str, Any]] = []
+    try:
+        with MailSender(settings) as sender:
+            for item in _prepare(ids, now):
+                if isinstance(item.mail, NotificationError):
+                    delivery = Delivery(error=str(item.mail), permanent=True)
+                else:
+                    delivery = sender.send(item.mail)
+                delivered = list(dict.fromkeys([*item.delivered_before, *delivery.accepted]))
+                if delivery.outcome == "sent":
+                    report.sent += 1
+                    sent.append({"notice_id": item.notice_id, "delivered": delivered})
+                    if len(sent) >= MARK_EVERY:
+                        _mark_sent(sent, now)
+                else:
+                    _record(report, _mark(item=item, delivery=delivery, delivered=delivered, now=now,
+                                          settings=settings), item.notice_id)
+    finally:
+        _mark_sent(sent, now)
     return report
 
 
 def _record(report: RelayReport, outcome: str, notice_id: int) -> None:
-    if outcome == "sent":
-        report.sent += 1
-    elif outcome == "retry":
+    if outcome == "retry":
         report.retried += 1
     else:
         report.failed += 1
@@ -172,15 +184,24 @@ def _links(session: Session, notices: list[Notification], now: datetime) -> dict
     return links
 
 
-def _mark(*, item: Prepared, delivery: Delivery, now: datetime, settings: Settings) -> str:
-    """Record one result: sent, a retry after backoff, or an incident once permanent or out of attempts."""
-    delivered = list(dict.fromkeys([*item.delivered_before, *delivery.accepted]))
-    if delivery.outcome == "sent":
-        # The common case in one statement: this relay holds the claim, nothing else writes the row.
-        with session_scope() as session:
-            session.execute(update(Notification).where(Notification.id == item.notice_id).values(
-                send_state=SendState.SENT, sent_at=now, claimed_until=None, last_error="", delivered_to=delivered))
-        return "sent"
+_SENT = (update(Notification.__table__).where(Notification.__table__.c.id == bindparam("notice_id"))
+         .values(send_state=SendState.SENT, sent_at=bindparam("sent_at"), claimed_until=None, last_error="",
+                 delivered_to=bindparam("delivered")))
+
+
+def _mark_sent(sent: list[dict[str, Any]], now: datetime) -> None:
+    """Record the notices sent since the last call, in one statement; empties the list."""
+    # This relay holds the claims, nothing else writes these rows. A relay that dies before recording
+    # leaves them due again once their lease ends: they go out once more with the same Message-ID.
+    if not sent:
+        return
+    with session_scope() as session:
+        session.connection().execute(_SENT, [row | {"sent_at": now} for row in sent])
+    sent.clear()
+
+
+def _mark(*, item: Prepared, delivery: Delivery, delivered: list[str], now: datetime, settings: Settings) -> str:
+    """Record a result other than sent: a retry after backoff, or an incident once permanent or out of attempts."""
     with session_scope() as session:
         notice = session.get(Notification, item.notice_id)
         notice.delivered_to, notice.claimed_until = delivered, None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
@@ -24,6 +24,7 @@ ORDER = "order"
 INBOX = "inbox"
 Scope = Literal["order", "inbox"]
 Refusal = Literal["invalid", "expired", "used", "not_yours"]
+_TOKENS = ActionToken.__table__
 FORGED = "此链接无效，请使用邮件中的完整链接。This link is not valid; use the whole link from the mail."
 USED = "此链接已使用过，不能再次使用。This link has already been used."
 
@@ -114,7 +115,7 @@ def issue_tokens(*, session: Session, requests: list[TokenRequest], at: datetime
                             "work_order_id": request.order_id if request.scope == ORDER else None,
                             "created_at": at, "expires_at": expires, "used_at": None}
     if rows:
-        session.execute(insert(ActionToken), list(rows.values()))
+        session.execute(insert(_TOKENS), list(rows.values()))
     return [(token, known.get(digest, expires)) for token, digest in zip(tokens, digests, strict=True)]
 
 
@@ -127,12 +128,12 @@ def issue_token(*, session: Session, unit_id: int, order_id: int | None, scope: 
 
 def check_token(*, session: Session, token: str, at: datetime) -> Grant:
     """The grant of a token that is genuine, unused and unexpired; LinkRefused says which it is not."""
-    row, code, name = _row(session, token)
+    row = _row(session, token)
     if row.used_at is not None:
         raise LinkRefused("used", USED)
     if row.expires_at <= at:
         raise LinkRefused("expired", "此链接已过期。This link has expired.")
-    return Grant(row.id, row.unit_id, code, name, row.work_order_id, row.scope, row.expires_at)
+    return Grant(row.id, row.unit_id, row.code, row.name_zh, row.work_order_id, row.scope, row.expires_at)
 
 
 def looks_signed(token: str) -> bool:
@@ -141,53 +142,43 @@ def looks_signed(token: str) -> bool:
     return bool(nonce) and hmac.compare_digest(signature, _signature(nonce))
 
 
-def _row(session: Session, token: str) -> tuple[ActionToken, str, str]:
+# Every page and submission checks its link first: one Core statement, no ORM objects to build.
+_UNITS = Unit.__table__
+_GRANT = (select(_TOKENS.c.id, _TOKENS.c.unit_id, _TOKENS.c.work_order_id, _TOKENS.c.scope, _TOKENS.c.expires_at,
+                 _TOKENS.c.used_at, _UNITS.c.code, _UNITS.c.name_zh)
+          .join(_UNITS, _UNITS.c.id == _TOKENS.c.unit_id).where(_TOKENS.c.token_hash == bindparam("digest")))
+
+
+def _row(session: Session, token: str) -> Row:
     """The token's row with its unit's code and name; a bad signature is refused before the database is asked."""
     forged = LinkRefused("invalid", FORGED)
     if not looks_signed(token):
         raise forged
-    found = session.execute(select(ActionToken, Unit.code, Unit.name_zh).join(Unit, Unit.id == ActionToken.unit_id)
-                            .where(ActionToken.token_hash == token_hash(token))).first()
+    found = session.connection().execute(_GRANT, {"digest": token_hash(token)}).first()
     if found is None:
         raise forged
-    return found.tuple()
+    return found
 
 
-@dataclass(frozen=True)
-class Use:
-    """A token used up for one submission, and the fresh token the page after it carries."""
+def use_token(*, session: Session, grant: Grant, at: datetime) -> str:
+    """Use a checked token up in the caller's transaction; returns the fresh token the page after it carries.
 
-    grant: Grant
-    successor: str
-
-
-def consume_token(*, token: str, at: datetime | None = None) -> Use:
-    """Use a token up for one submission; of two simultaneous submissions only one gets it."""
-    at = at or utcnow()
-    with session_scope() as session:
-        grant = check_token(session=session, token=token, at=at)
-        taken = session.execute(update(ActionToken).where(ActionToken.id == grant.token_id,
-                                                          ActionToken.used_at.is_(None)).values(used_at=at))
-        if taken.rowcount != 1:
-            raise LinkRefused("used", USED)
-        # Issued in the same transaction, and shown only once the submission succeeded.
-        successor, _ = issue_token(session=session, unit_id=grant.unit_id, order_id=grant.order_id,
-                                   scope=ORDER if grant.scope == ORDER else INBOX, at=at)
-    return Use(grant, successor)
-
-
-def release_token(*, use: Use) -> None:
-    """Give a token back after its submission was refused, so the unit can correct and resend; drop the successor."""
-    with session_scope() as session:
-        session.execute(update(ActionToken).where(ActionToken.id == use.grant.token_id).values(used_at=None))
-        session.execute(delete(ActionToken).where(ActionToken.token_hash == token_hash(use.successor)))
+    Of two simultaneous submissions only one gets it; the caller's rollback gives it back and drops the fresh one.
+    """
+    taken = session.execute(update(_TOKENS).where(_TOKENS.c.id == grant.token_id, _TOKENS.c.used_at.is_(None))
+                            .values(used_at=at))
+    if taken.rowcount != 1:
+        raise LinkRefused("used", USED)
+    successor, _ = issue_token(session=session, unit_id=grant.unit_id, order_id=grant.order_id,
+                               scope=ORDER if grant.scope == ORDER else INBOX, at=at)
+    return successor
 
 
 def request_fresh_link(*, token: str, at: datetime | None = None) -> str:
     """Mail a fresh link to the unit's registered address (never to whoever asks); returns the unit's name."""
     at = at or utcnow()
     with session_scope() as session:
-        row, _, _ = _row(session, token)
+        row = _row(session, token)
         unit = session.get(Unit, row.unit_id)
         if unit is None:
             raise NotFound(f"unit {row.unit_id} no longer exists")

@@ -6,7 +6,6 @@ from prefect.client.orchestration import get_client
 from prefect.states import Paused, Running
 
 from duban.executor import Executor
-from tests.flows.conftest import prefect_api, prefect_client_env  # noqa: F401 - fixtures used below
 
 
 def test_a_run_another_worker_already_took_and_suspended_is_skipped_not_fatal(prefect_client_env):  # noqa: F811

@@ -1,10 +1,12 @@
 """Units in headless Chromium: from the link in a received mail to a signed and answered order."""
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
 
 from duban.db import session_scope
@@ -15,13 +17,20 @@ from models.requests import ReturnRequest
 from models.work_order import WorkOrder
 from tasks.relay import relay_once
 from tests.factories import T0, new_order, step
+from tests.flows import driver
+from tests.flows.test_lifecycle import dispatched_orders
 from tests.notifications.smtp import Received, ScriptedHandler, running_smtp
-from tests.portal.live import running_portal
+from tests.portal.live import portal_process, running_portal
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 ON_SITE = "city_appearance_life_services.manhole_covers"
+
+
+@pytest.fixture(autouse=True)
+def _numbered(own_order_numbers) -> None:
+    """Order numbers of this test's own: the runs of the last test share the Prefect server with others."""
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,13 @@ def portal(smtp, monkeypatch, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def phone(browser, portal) -> Iterator[Page]:
+def deployed_portal(smtp, prefect_client_env, monkeypatch, tmp_path) -> Iterator[str]:
+    """The portal in its own process, talking to the test Prefect server."""
+    yield from portal_process(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def phone(browser) -> Iterator[Page]:
     """A phone-sized page."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page = context.new_page()
@@ -107,7 +122,7 @@ def test_a_unit_follows_the_mailed_link_signs_and_replies_and_a_used_link_offers
     assert number in phone.inner_text("h1") and "已回复" in phone.inner_text("h1")
 
 
-def test_a_second_units_link_cannot_open_the_first_units_order(phone, smtp):
+def test_a_second_units_link_cannot_open_the_first_units_order(phone, smtp, portal):
     _, first = _dispatch()
     _, second = _dispatch(ON_SITE)
     first_mail = _mail(smtp, "dispatch", first)
@@ -124,7 +139,7 @@ def test_a_second_units_link_cannot_open_the_first_units_order(phone, smtp):
 
 
 def test_a_return_without_on_site_evidence_is_refused_with_a_clear_message_keeping_the_reason(
-        phone, smtp, tmp_path):
+        phone, smtp, portal, tmp_path):
     order_id, number = _dispatch(ON_SITE)
     phone.goto(_link(_mail(smtp, "dispatch", number), "查看并办理"))
     phone.get_by_role("link", name="申请退单 Request a return").click()
@@ -139,3 +154,51 @@ def test_a_return_without_on_site_evidence_is_refused_with_a_clear_message_keepi
     with session_scope(readonly=True) as session:
         assert session.get(WorkOrder, order_id).status == Status.DISPATCHED
         assert session.scalar(select(func.count()).select_from(ReturnRequest)) == 0
+
+
+def _woken(order_id: int, within: float = 30) -> None:
+    """The order's run leaves its suspended state soon after the unit acted (the reconciler would take minutes)."""
+    deadline = time.monotonic() + within
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if not client.read_flow_run(driver.run_id(order_id)).state.is_paused():
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"the run of order {order_id} was not woken within {within:.0f} s of the unit's action")
+
+
+def _waiting(order_id: int, wait: str, timeout: float = 180) -> str:
+    """Wait until the order's lifecycle run is suspended waiting for `wait`; returns the run's id."""
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(driver.run_id(order_id))
+            if run.state.is_paused() and (run.state.state_details.pause_key or "").startswith(f"{wait}-v"):
+                return str(run.id)
+            time.sleep(0.3)
+    raise TimeoutError(f"the run of order {order_id} never waited for {wait}; last state {run.state}")
+
+
+def test_the_orders_prefect_run_moves_on_when_the_unit_signs_and_replies_on_its_phone(
+        worker, deployed_portal, smtp, phone):
+    (order_id,) = dispatched_orders(1)
+    number = driver.number(order_id)
+    run_id = _waiting(order_id, "unit-sign")
+    phone.goto(_link(_mail(smtp, "dispatch", number), "查看并办理"))
+    phone.get_by_role("link", name="签收 Sign for").click()
+    phone.get_by_role("button", name="确认签收 Sign for this order").click()
+    assert "已签收" in phone.inner_text("#result")
+    # The portal answered at once and woke the suspended run, which read the order and now waits for the reply.
+    _woken(order_id)
+    assert _waiting(order_id, "unit-reply") == run_id
+    phone.get_by_role("link", name="办结回复 Reply").click()
+    phone.fill("#text", "已到现场核实，施工方已停止夜间施工")
+    phone.check("input[name=contacted][value=yes]")
+    phone.check("input[name=solved][value=yes]")
+    phone.get_by_role("button", name="提交回复 Submit the reply").click()
+    assert "办结回复已提交" in phone.inner_text("#result")
+    _woken(order_id)
+    assert _waiting(order_id, "reply-review") == run_id
+    with session_scope(readonly=True) as session:
+        assert session.get(WorkOrder, order_id).status == Status.REPLIED
+    assert driver.events(order_id)[-2:] == ["work_order_signed", "reply_submitted"]

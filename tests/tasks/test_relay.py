@@ -172,6 +172,32 @@ def test_a_relay_killed_between_the_commit_and_the_send_leaves_every_notice_to_t
     assert claimed.message_id in {m.message["Message-ID"] for m in mails} and _notice().attempts == 2
 
 
+def test_a_notice_sent_but_not_yet_recorded_when_the_relay_dies_goes_out_again_as_the_same_mail(smtp, monkeypatch):
+    use_settings(monkeypatch, relay_lease_s="30")
+    order_in(Status.DISPATCHED)
+    # Sent notices are recorded in groups: the first is accepted, the relay dies holding the second.
+    smtp.script = ["accept", "hold"]
+    relay = subprocess.Popen([sys.executable, "-m", "duban", "relay", "--once"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert smtp.holding.wait(60), "the relay subprocess never reached the second DATA"
+        os.kill(relay.pid, signal.SIGKILL)
+        relay.wait(10)
+    finally:
+        if relay.poll() is None:
+            os.killpg(relay.pid, signal.SIGKILL)
+            relay.wait(10)
+        smtp.release.set()
+    [first] = smtp.wait_for(1)
+    with session_scope(readonly=True) as session:
+        assert set(session.scalars(select(Notification.send_state))) == {"pending"}
+    assert relay_once(now=utcnow() + timedelta(seconds=31)).sent == 2
+    mails = smtp.wait_for(3)
+    assert len(mails) == 3
+    assert [m.message["Message-ID"] for m in mails].count(first.message["Message-ID"]) == 2
+    assert mails[1].html == first.html or mails[2].html == first.html, "the copy carries the same links"
+
+
 def test_two_relays_at_once_send_each_notice_exactly_once(smtp):
     for _ in range(12):
         order_in(Status.DISPATCHED)

@@ -14,12 +14,12 @@ from tasks.tokens import (
     INBOX,
     ORDER,
     LinkRefused,
+    Grant,
     check_token,
-    consume_token,
     issue_token,
-    release_token,
     request_fresh_link,
     token_hash,
+    use_token,
 )
 from tasks.unit_views import authorized_order
 from tests.factories import lead_actor, order_in
@@ -31,6 +31,14 @@ def _issue(order_id: int | None, scope: str = ORDER, unit_id: int | None = None,
         token, _ = issue_token(session=session, unit_id=unit_id, order_id=order_id, scope=scope,
                                at=kw.pop("at", utcnow()), **kw)
     return token
+
+
+def _use(token: str, at=None) -> tuple[Grant, str]:
+    """Use a link up for one submission that commits: its grant and the fresh link that follows it."""
+    at = at or utcnow()
+    with session_scope() as session:
+        grant = check_token(session=session, token=token, at=at)
+        return grant, use_token(session=session, grant=grant, at=at)
 
 
 def _refusal(token: str, at=None) -> str:
@@ -61,22 +69,44 @@ def test_a_link_expires_works_for_one_submission_and_is_followed_by_a_fresh_one(
     issued = utcnow()
     token = _issue(order_id, at=issued)
     assert _refusal(token, at=issued + timedelta(hours=72)) == "expired"
-    use = consume_token(token=token, at=issued + timedelta(hours=71))
+    grant, successor = _use(token, at=issued + timedelta(hours=71))
     with pytest.raises(LinkRefused) as again:
-        consume_token(token=token)
+        _use(token)
     assert again.value.reason == "used" and again.value.renewable
     with session_scope(readonly=True) as session:
-        follow = check_token(session=session, token=use.successor, at=utcnow())
-    assert (follow.unit_id, follow.order_id, follow.scope) == (use.grant.unit_id, use.grant.order_id, ORDER)
-    release_token(use=use)
-    assert _refusal(use.successor) == "invalid", "a refused submission's successor is withdrawn"
-    again_use = consume_token(token=token)
-    assert again_use.grant.token_id == use.grant.token_id, "a refused submission gives the link back"
-    assert again_use.successor not in (token, use.successor)
+        follow = check_token(session=session, token=successor, at=utcnow())
+    assert (follow.unit_id, follow.order_id, follow.scope) == (grant.unit_id, grant.order_id, ORDER)
     seeded = _issue(order_id, seed="notice:1:order")
     assert _issue(order_id, seed="notice:1:order") == seeded and _issue(order_id, seed="notice:2:order") != seeded
     with session_scope(readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(ActionToken)) == 4, "link, successor, two seeded"
+
+
+def test_a_submission_refused_after_using_its_link_gives_the_link_back_and_withdraws_the_fresh_one(directory):
+    order_id = order_in(Status.DISPATCHED)
+    token = _issue(order_id)
+    with pytest.raises(RuntimeError), session_scope() as session:
+        grant = check_token(session=session, token=token, at=utcnow())
+        refused_successor = use_token(session=session, grant=grant, at=utcnow())
+        raise RuntimeError("the action was refused")
+    assert _refusal(refused_successor) == "invalid"
+    again, successor = _use(token)
+    assert again.token_id == grant.token_id and successor not in (token, refused_successor)
+    assert _refusal(token) == "used"
+
+
+def test_of_two_simultaneous_submissions_with_one_link_only_one_gets_it(directory):
+    order_id = order_in(Status.DISPATCHED)
+    token = _issue(order_id)
+    with session_scope(readonly=True) as session:
+        grant = check_token(session=session, token=token, at=utcnow())
+    _use(token)
+    # The second had checked the link before the first used it up: using it is what refuses it.
+    with pytest.raises(LinkRefused) as late, session_scope() as session:
+        use_token(session=session, grant=grant, at=utcnow())
+    assert late.value.reason == "used"
+    with session_scope(readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(ActionToken)) == 2, "the link and one successor"
 
 
 def test_an_order_link_opens_only_its_order_and_an_inbox_link_only_the_units_own(directory):
@@ -103,7 +133,7 @@ def test_an_order_link_opens_only_its_order_and_an_inbox_link_only_the_units_own
 def test_asking_for_a_fresh_link_queues_one_mail_to_the_units_registered_address(directory):
     order_id = order_in(Status.DISPATCHED)
     token = _issue(order_id)
-    consume_token(token=token)
+    _use(token)
     for _ in range(3):
         request_fresh_link(token=token)
     with session_scope(readonly=True) as session:
