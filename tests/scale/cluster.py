@@ -5,7 +5,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, make_url, text
+
+from tests.prefect_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy.md"
@@ -34,12 +35,6 @@ LOCAL = {
                   "PREFECT_API_URL", "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_HOME"},
 }
 DECIDER, DECIDER_PASSWORD = "wang.fang", "scale-test-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def doc_blocks() -> list[tuple[str, str]]:
