@@ -1,10 +1,10 @@
-# Duban: `make run` sets up and runs the demo; `make test` runs the whole suite.
+# Duban: `make run` sets up and runs the demo; `make test` runs the whole suite; `make faults` the fault suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install init bench clean chromium
+.PHONY: run test faults install init bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ chromium:
 
 test: install chromium
 	$(BIN)/python -m pytest -n 2 -q
+
+# Kill -9 at every step that matters, outages and clock jumps; prints what was injected and what held.
+faults: install
+	$(BIN)/python -m pytest tests/faults -s -q
 
 bench: install
 	$(BIN)/python -m bench.run

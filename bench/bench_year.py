@@ -90,15 +90,22 @@ def phase_report(args: argparse.Namespace) -> None:
 
     from duban.db import session_scope
     from tasks.report import build_report
-    from tasks.report_render import render_json, render_markdown
+    from tasks.report_check import check_report
+    from tasks.report_render import paragraph_zh, render_json, render_markdown
 
     started, cpu = time.perf_counter(), time.process_time()
     with session_scope(readonly=True) as session:
         figures = build_report(session, date_from=date(2021, 1, 1), date_to=date(2021, 12, 31))
     markdown = render_markdown(figures)
     render_json(figures)
-    _measured({"valid_items": figures["valid_items_accepted"], "calls": figures["calls_connected"],
-               "markdown_bytes": len(markdown)}, started, cpu)
+    result = {"valid_items": figures["valid_items_accepted"], "calls": figures["calls_connected"],
+              "markdown_bytes": len(markdown)}
+    _measured(result, started, cpu)  # prints the timing line; the checks below are not timed
+    published = json.loads((ROOT / "duban" / "data" / "profiles" / "zhuzhou-2021.json").read_text())
+    checks = check_report(figures, published, scale=args.scale)
+    result["checks"] = [[c.figure, c.ours, c.published, c.ok] for c in checks]
+    result["paragraph"] = paragraph_zh(figures)
+    print(json.dumps(result, default=str, ensure_ascii=False))
 
 
 def phase_floor(args: argparse.Namespace) -> None:
@@ -154,13 +161,13 @@ def main() -> None:
         targets.append(("PostgreSQL", f"{base}/duban_bench_year", f"{base}/duban_bench_floor"))
     for name, url, floor in targets:
         replayed = _child("replay", *(["--no-sweep"] if args.no_sweep else []), file=year, db_url=url)
-        reported = _child("report", db_url=url)
+        reported = _child("report", db_url=url, scale=args.scale)
         floored = _child("floor", db_url=url, floor_url=floor)
         results[name] = {"replay": replayed, "report": reported, "floor": floored,
                          "ratio": round(replayed["seconds"] / floored["insert_seconds"], 1)}
-        print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
+        print(f"{name}: {json.dumps(results[name], ensure_ascii=False)}", file=sys.stderr)
     print(_markdown(results, args))
-    print(json.dumps(results))
+    print(json.dumps(results, ensure_ascii=False))
 
 
 def _markdown(results: dict, args: argparse.Namespace) -> str:
@@ -178,7 +185,22 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
         lines.append(f"| {name} | {r['seconds']} s | {r['cpu_seconds']} s | {r['peak_mb']} MB | {r['transitions']:,} "
                      f"| {r['sweeps']:,} ({r['rungs']:,}) | {r['sweep_seconds']} s | {f['insert_seconds']} s | "
                      f"{f['rows']:,} | {results[name]['ratio']} | {p['seconds']} s |")
+    for name in ("SQLite", "PostgreSQL"):
+        if name in results:
+            checks = results[name]["report"]["checks"]
+            differ = [c[0] for c in checks if not c[3]]
+            lines += ["", f"{name} report against the published figures: {len(checks) - len(differ)} of {len(checks)} "
+                      "agree" + (f"; differ: {', '.join(differ)}" if differ else "") + ".", "",
+                      "| figure | Duban | published |", "|---|---|---|"]
+            lines += [f"| {c[0]} | {_shown(c[1], c[3])} | {_shown(c[2], c[3])} |" for c in checks]
+            lines += ["", results[name]["report"]["paragraph"]]
     return "\n".join(lines)
+
+
+def _shown(value: object, ok: bool) -> str:
+    if isinstance(value, list):
+        return f"{len(value)}, in the published order" if ok else ", ".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 if __name__ == "__main__":

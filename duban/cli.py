@@ -137,6 +137,18 @@ def _safe_url(url: str) -> str:
 
 
 def main() -> None:
+    """The `duban` command: Prefect's settings first, then the command.
+
+    Prefect reads its settings once, when it is first imported, and a process without PREFECT_API_URL
+    then starts a throwaway in-process server of its own. Every command therefore gets Duban's
+    Prefect environment (API URL, home) before any of them imports Prefect; what the caller set wins.
+    """
+    import os
+
+    from duban.orchestrator import prefect_env
+
+    for key, value in prefect_env().items():
+        os.environ.setdefault(key, value)
     app()
 
 
@@ -155,6 +167,17 @@ def summary() -> None:
         by_status = session.execute(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all()
         console.print("work orders: " + (", ".join(f"{s} {n}" for s, n in sorted(by_status)) or "none yet"))
         console.print(f"notices: {count(Notification)}; supervision cases: {count(SupervisionCase)}")
+    console.print(f"Prefect API: {_prefect_api()}")
+
+
+def _prefect_api() -> str:
+    """The API URL Prefect's own client uses in this process, and whether a server answers there."""
+    from prefect.client.orchestration import get_client
+
+    from duban.orchestrator import server_healthy
+
+    url = str(get_client().api_url).rstrip("/")
+    return f"{url} ({'answering' if server_healthy(url) else 'not answering'})"
 import duban.cli_lifecycle  # noqa: E402,F401
 import duban.cli_supervision  # noqa: E402,F401
 import duban.cli_notify  # noqa: E402,F401

@@ -14,6 +14,7 @@ user_app = typer.Typer(help="Supervisors' personal accounts for the Prefect UI (
                        no_args_is_help=True)
 app.add_typer(user_app, name="user")
 _LOCAL = ZoneInfo("Asia/Shanghai")
+_UNIT_HELP = "code of a unit the person also acts for: they may not decide on orders that unit acted on"
 
 
 def _fail(exc: DubanError) -> None:
@@ -24,16 +25,30 @@ def _fail(exc: DubanError) -> None:
 @user_app.command("add")
 def user_add(name: str = typer.Argument(..., help="login name, also the name on decisions"),
              role: str = typer.Option(..., "--role", help="viewer, decider or admin"),
+             unit: str = typer.Option(None, "--unit", help=_UNIT_HELP),
              password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
                                           help="at least 10 characters (asked for when not given)")) -> None:
     """Create a personal account with a role."""
     from tasks.accounts import add_user
 
     try:
-        add_user(name=name, role=role, password=password)
+        add_user(name=name, role=role, password=password, unit=unit)
     except DubanError as exc:
         _fail(exc)
-    console.print(f"user {name} added with role {role}", highlight=False)
+    console.print(f"user {name} added with role {role}" + (f", acting for {unit}" if unit else ""), highlight=False)
+
+
+@user_app.command("set-unit")
+def user_set_unit(name: str = typer.Argument(..., help="login name"),
+                  unit: str = typer.Argument(None, help=_UNIT_HELP + "; leave out to clear")) -> None:
+    """Record the unit a person also acts for, or clear it."""
+    from tasks.accounts import set_unit
+
+    try:
+        set_unit(name=name, unit=unit)
+    except DubanError as exc:
+        _fail(exc)
+    console.print(f"user {name} acts for {unit}" if unit else f"user {name} acts for no unit", highlight=False)
 
 
 @user_app.command("disable")
@@ -67,9 +82,9 @@ def user_list() -> None:
     """Every account with its role."""
     from tasks.accounts import list_users
 
-    for name, role, disabled in list_users():
+    for name, role, disabled, unit in list_users():
         state = "disabled" if disabled else "active"
-        typer.echo(f"{name}\t{role}\t{state}")
+        typer.echo(f"{name}\t{role}\t{state}\t{unit or '-'}")
 
 
 def _when(value: str, option: str) -> datetime:

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from duban.cli import app, console, fail
+from duban.cli import app, console, err, fail
 from duban.errors import DubanError
 
 simulate_app = typer.Typer(help="Synthetic history for benchmarks and demos.", no_args_is_help=True)
@@ -111,7 +111,9 @@ def report(date_from: str = typer.Option(..., "--from", help="first local day, e
            format: str = typer.Option("markdown", "--format", help="markdown, json or html"),
            compare_previous: bool = typer.Option(False, "--compare-previous",
                                                  help="every figure beside the same period a year before"),
-           out: Path = typer.Option(None, "--out", help="write to this file instead of the terminal")) -> None:
+           out: Path = typer.Option(None, "--out", help="write to this file instead of the terminal"),
+           check: Path = typer.Option(None, "--check", help="published figures (JSON) to check the report against; "
+                                      "exits 1 when one disagrees")) -> None:
     """The hotline's report for a period: calls, channels, categories, handling, visits, supervision."""
     from duban.db import session_scope
     from tasks.report import build_report
@@ -132,3 +134,27 @@ def report(date_from: str = typer.Option(..., "--from", help="first local day, e
         console.print(f"{out}: {format} report {start} to {end}")
     else:
         print(text)
+    if check:
+        _check(figures, check)
+
+
+def _check(figures: dict, path: Path) -> None:
+    import json
+
+    from rich.table import Table
+
+    from tasks.report_check import check_report
+
+    try:
+        published = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"--check {path}: not a readable JSON file of published figures ({exc})")
+    checks = check_report(figures, published)
+    table = Table("figure", "Duban", "published", "within", "")
+    for c in checks:
+        table.add_row(c.figure, str(c.ours), str(c.published), c.tolerance, "ok" if c.ok else "[red]differs[/red]")
+    err.print(table)
+    wrong = [c.figure for c in checks if not c.ok]
+    if wrong:
+        fail(f"{len(wrong)} of {len(checks)} figures differ from {path.name}: {', '.join(wrong)}")
+    err.print(f"all {len(checks)} figures agree with {path.name}")

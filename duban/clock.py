@@ -2,7 +2,9 @@
 
 The database holds the deadlines (work_orders.next_due_at); the job store, a table in the same
 database, holds only the wake-up. A start after any outage wakes at once and the sweep fires every
-rung that fell due meanwhile, each once. Several processes cannot share one job store: run one clock.
+rung that fell due meanwhile, each once. Several processes cannot share one job store, so a clock
+started with `duban serve` or `duban clock` first takes the clock lock (duban/leader.py): the one
+that gets it runs the scheduler, any other stands by and takes over when the lock comes free.
 """
 
 import asyncio
@@ -18,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from duban.db import get_engine
+from duban.leader import CLOCK_LOCK, Leadership, leadership
 from duban.settings import get_settings
 from models.base import utcnow
 from models.supervision_records import ClockJob
@@ -32,6 +35,26 @@ _scheduler: BackgroundScheduler | None = None
 # down, and a sweep that starts while the clock stops does nothing.
 _sweeping = threading.Lock()
 _stopping = threading.Event()
+
+
+class _Scheduler(BackgroundScheduler):
+    """Never sleeps past the safety interval, even when the wall clock is set back.
+
+    APScheduler computes its next wake-up in wall-clock time: after the clock is set back a day, the
+    sweep's next run lies a day ahead, and deadlines falling in between would wait for it.
+    """
+
+    def _process_jobs(self) -> float | None:
+        wait = super()._process_jobs()
+        interval = get_settings().clock_safety_interval_s
+        job = self.get_job(SWEEP_JOB_ID)
+        now = datetime.now(UTC)
+        if job is not None and job.next_run_time is not None \
+                and job.next_run_time > now + timedelta(seconds=interval):
+            log.warning("the sweep's next wake-up %s is past the safety interval: the wall clock went back; "
+                        "sweeping now", job.next_run_time.isoformat())
+            self.modify_job(SWEEP_JOB_ID, next_run_time=now)
+        return interval if wait is None else min(wait, interval)
 
 
 def register_jobs(scheduler: BackgroundScheduler, *, first_run: datetime) -> None:
@@ -49,7 +72,7 @@ def start_clock() -> BackgroundScheduler:
     with _lock:
         if _scheduler is not None and _scheduler.running:
             return _scheduler
-        scheduler = BackgroundScheduler(
+        scheduler = _Scheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=get_engine(), tablename=ClockJob.__tablename__)},
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -79,10 +102,54 @@ def stop_clock() -> None:
         _stopping.clear()
 
 
+def lead_or_stand_by(stopped: threading.Event, lock: Leadership | None = None) -> None:
+    """Run the clock while holding the clock lock; without it, stand by and poll until it comes free."""
+    lock = lock or leadership("clock", CLOCK_LOCK)
+    poll = get_settings().clock_standby_poll_s
+    waiting_on = None
+    while not stopped.is_set():
+        try:
+            acquired = lock.try_acquire()
+            holder = None if acquired else lock.holder()
+        except Exception as exc:  # noqa: BLE001 - the database may be restarting; try again
+            log.warning("cannot reach the clock lock (%s); trying again in %.1f s", exc, poll)
+            stopped.wait(poll)
+            continue
+        if not acquired:
+            if holder != waiting_on:
+                log.info("clock standing by: the clock lock is held by %s; checking every %.1f s", holder, poll)
+                waiting_on = holder
+            stopped.wait(poll)
+            continue
+        log.info("clock active: this process holds the clock lock%s", f" (taken over from {waiting_on})"
+                 if waiting_on else "")
+        waiting_on = None
+        try:
+            start_clock()
+            while not stopped.wait(poll):
+                if not lock.still_held():
+                    # Another clock may take it now; two sweeps meanwhile still fire each rung once.
+                    log.error("clock lost the clock lock; stopping the scheduler and standing by")
+                    break
+        except Exception:  # noqa: BLE001 - give the lock up so a healthy clock can take over
+            log.exception("clock failed; giving up the clock lock")
+            stopped.wait(poll)
+        finally:
+            stop_clock()
+            lock.release()
+
+
 def serve_clock(stack: ExitStack) -> None:
-    """Start the clock as one of `duban serve`'s services; it stops when serve does."""
-    start_clock()
-    stack.callback(stop_clock)
+    """Run the clock (or its stand-by) as one of `duban serve`'s services; it stops when serve does."""
+    stopped = threading.Event()
+    thread = threading.Thread(target=lead_or_stand_by, args=(stopped,), name="duban-clock", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopped.set()
+        thread.join(120)
+
+    stack.callback(stop)
 
 
 def next_wake() -> datetime | None:
@@ -141,12 +208,11 @@ def run_sweep(*, now: datetime) -> None:
 
 
 def run_clock() -> None:
-    """Run the clock in the foreground until interrupted (`duban clock`)."""
+    """Run the clock, or stand by for it, in the foreground until interrupted (`duban clock`)."""
+    from duban.serve import configure_logging
+
+    configure_logging()
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    start_clock()
-    try:
-        stopped.wait()
-    finally:
-        stop_clock()
+    lead_or_stand_by(stopped)

@@ -44,7 +44,9 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000})
             _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         else:
-            engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
+            # pre_ping: a connection the database dropped (a restart, a failover) is replaced, not handed out.
+            engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                                   pool_timeout=settings.db_pool_timeout_s, pool_recycle=settings.db_pool_recycle_s,
                                    pool_pre_ping=True)
         _ENGINES[url] = engine
     return _ENGINES[url]

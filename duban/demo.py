@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.errors import DubanError
 from duban.orchestrator import ensure_server, prefect_env, server_healthy
-from duban.serve import stop_child
+from duban.processes import stop_child
 from duban.settings import ROOT
 from models.directory import Category, District
 from models.enums import FINAL_STATUSES, Channel, ItemType
@@ -49,23 +49,52 @@ def _pick(rng: random.Random, mix: list[tuple[object, int]]):
     return rng.choices([v for v, _ in mix], weights=[w for _, w in mix])[0]
 
 
+ROADS = ("建设路", "红旗路", "长江北路", "新华西路", "车站路", "人民中路", "天元大道", "珠江南路", "湘江北路",
+         "神农大道", "黄河北路", "泰山路", "庐山路", "桂花路", "湖南路", "株洲大道", "栗雨路", "响石路")
+PLACES = ("小区", "家园", "花园", "公寓", "新村", "市场", "学校门口", "公交站", "路口", "菜市场")
+WHEN = ("每天晚上", "连续一周", "近三天", "今天上午", "周末", "凌晨时段", "本月以来", "多次")
+ASKS = ("请尽快核实处理。", "希望相关部门到现场查看。", "请给予答复。", "已影响正常生活，请督促解决。",
+        "此前反映过一次，至今未解决。", "请明确责任单位。")
+SURNAMES = "张王李刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+
+
 def feed(rng: random.Random, count: int, tally: Tally) -> None:
-    """Register `count` items from every channel, with contents a unit would recognise."""
+    """Register `count` items from every channel, each with its own place and words, as citizens write them.
+
+    About one in twenty repeats an earlier item of the run (another caller about the same matter), so
+    the intake's duplicate merge has something to find without swallowing the stream.
+    """
     with session_scope() as session:
         leaves = session.execute(select(Category.code, Category.name_zh, Category.keywords)
                                  .where(Category.parent_id.is_not(None))).all()
-        districts = list(session.scalars(select(District.code).where(District.parent_id.is_(None))))
+        streets = session.execute(select(District.code, District.name_zh, District.parent_id)
+                                  .where(District.parent_id.is_not(None))).all()
+        parents = dict(session.execute(select(District.id, District.code).where(District.parent_id.is_(None))).all())
+        earlier: list[dict] = []
         for _ in range(count):
-            code, name, keywords = rng.choice(leaves)
             channel, item_type = _pick(rng, CHANNEL_MIX), _pick(rng, TYPE_MIX)
-            word = rng.choice(keywords) if keywords else name
-            create_order(session=session, channel=channel, item_type=item_type, category_code=code,
-                         district_code=rng.choice(districts), title=f"{name}：{word}",
-                         content=f"市民反映{word}问题（{name}），请尽快核实处理。联系电话13{rng.randint(100000000, 999999999)}",
-                         address=f"{rng.choice(['建设路', '红旗路', '长江北路', '新华西路'])}{rng.randint(1, 300)}号",
-                         citizen_name=rng.choice(["张", "王", "李", "刘", "陈"]) + "某",
-                         citizen_phone=f"13{rng.randint(100000000, 999999999)}", confidential=rng.random() < 0.05)
+            if earlier and rng.random() < 0.05:
+                item = dict(rng.choice(earlier))
+            else:
+                item = _item(rng, rng.choice(leaves), rng.choice(streets), parents)
+                earlier.append(item)
+            name = rng.choice(SURNAMES) + rng.choice(["先生", "女士", "某"])
+            create_order(session=session, channel=channel, item_type=item_type, **item, citizen_name=name,
+                         citizen_phone=f"1{rng.choice('3578')}{rng.randint(100000000, 999999999)}",
+                         confidential=rng.random() < 0.05)
             tally.fed[channel] += 1
+
+
+def _item(rng: random.Random, leaf, street, parents: dict[int, str]) -> dict:
+    code, name, keywords = leaf
+    _, street_name, parent_id = street
+    word = rng.choice(keywords) if keywords else name
+    place = f"{rng.choice(ROADS)}{rng.randint(1, 400)}号{rng.choice(PLACES)}"
+    detail = f"{rng.randint(1, 30)}栋{rng.randint(1, 6)}单元附近" if rng.random() < 0.5 else f"门前约{rng.randint(2, 200)}米处"
+    content = (f"市民反映{street_name}{place}{detail}{rng.choice(WHEN)}存在{word}问题（{name}）。"
+               f"{rng.choice(ASKS)}")
+    return {"category_code": code, "district_code": parents[parent_id], "title": f"{name}：{word}",
+            "content": content, "address": f"{street_name}{place}"}
 
 
 class Party:
@@ -77,6 +106,7 @@ class Party:
         self.asked_extension: set[int] = set()
         self.returned: set[int] = set()
         self.visited_unhappy: set[int] = set()
+        self.dawdling: dict[int, float] = {}  # order -> when the one step its unit dawdles on was first seen
 
     def rng(self, order_id: int, what: str) -> random.Random:
         return random.Random(f"{self.seed}-{order_id}-{what}")
@@ -99,9 +129,11 @@ class Party:
 
     def _unit(self, order_id: int, kind: str, seen: float) -> None:
         rng = self.rng(order_id, kind)
-        # About one unit in eight dawdles until the escalation ladder has had its say.
-        if rng.random() < 0.12 and time.monotonic() - seen < self.slow_s:
-            return
+        # About one unit in eight dawdles until the escalation ladder has had its say, once an order:
+        # after that, the supervisor's case on it has their attention.
+        if rng.random() < 0.12 and self.dawdling.setdefault(order_id, seen) == seen:
+            if time.monotonic() - seen < self.slow_s:
+                return
         actor = _lead(order_id)
         if kind == "unit-sign":
             if order_id not in self.returned and rng.random() < 0.12:

@@ -6,12 +6,16 @@ CPU-seconds just to import Prefect: most of an order's cost. Duban's flows are `
 and wait on the database and the API, so this executor claims scheduled runs of Duban's
 deployments exactly as a worker does (Scheduled -> Pending, which the server grants once) and
 executes them with Prefect's own engine in-process. Several executors on several machines
-share the work the same way; a crashed executor's runs are recovered by the reconciler.
+share the work the same way; a crashed executor's runs are recovered by the reconciler. Each run
+it takes is labelled `duban.worker` with the executor's name (the UI shows it on the run) and logged.
 """
 
 import asyncio
 import logging
+import os
 import queue
+import signal
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,8 +30,9 @@ log = logging.getLogger("duban.executor")
 class Executor:
     """Claims and runs scheduled flow runs of the served deployments, up to `limit` at a time."""
 
-    def __init__(self, *, limit: int = 16, poll_s: float = 1.0) -> None:
+    def __init__(self, *, limit: int = 16, poll_s: float = 1.0, name: str | None = None) -> None:
         self.limit, self.poll_s = limit, poll_s
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.flows: dict[UUID, Any] = {}
         self.in_flight: dict[UUID, asyncio.Task] = {}
         self.stopping = asyncio.Event()
@@ -56,9 +61,10 @@ class Executor:
                     pass
             if self.in_flight:
                 await asyncio.wait(list(self.in_flight.values()), timeout=30)
+        log.info("worker %s stopping: %d flow runs executed", self.name, self.finished)
 
     async def _claim(self, client, free: int) -> None:
-        from prefect.exceptions import Abort
+        from prefect.exceptions import Abort, Pause
         from prefect.states import Pending
         from prefect.utilities.engine import propose_state
 
@@ -69,17 +75,24 @@ class Executor:
                 continue
             try:
                 state = await propose_state(client, Pending(), flow_run_id=run.id)
-            except Abort:
-                continue  # another executor took it
+            except (Abort, Pause):
+                # Another executor took it, and has perhaps already run it to its next wait (Pause);
+                # both are PrefectSignals, BaseExceptions the polling loop would not survive.
+                continue
             if not state.is_pending():
                 continue
-            self.in_flight[run.id] = asyncio.create_task(self._execute(run), name=f"flow-run-{run.name}")
+            log.info("worker %s took flow run %s (%s)", self.name, run.name, run.id)
+            self.in_flight[run.id] = asyncio.create_task(self._execute(client, run), name=f"flow-run-{run.name}")
 
-    async def _execute(self, run) -> None:
+    async def _execute(self, client, run) -> None:
         from prefect.exceptions import Pause
         from prefect.flow_engine import run_flow_async
 
         flow = self.flows[run.deployment_id]
+        try:
+            await client.update_flow_run_labels(run.id, {"duban.worker": self.name})
+        except Exception as exc:  # noqa: BLE001 - a label is for people; the run goes ahead without it
+            log.warning("could not label flow run %s: %s", run.name, exc)
         try:
             await run_flow_async(flow, flow_run=run, parameters=run.parameters, return_type="state")
         except Pause:
@@ -91,7 +104,8 @@ class Executor:
             self.finished += 1
 
 
-def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: float = 1.0) -> Callable[[], None]:
+def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: float = 1.0,
+                   name: str | None = None) -> Callable[[], None]:
     """Run the executor on its own thread and event loop; return a function that stops it.
 
     Off the main thread, Prefect's engine leaves SIGTERM alone: one signal stops the executor
@@ -100,15 +114,23 @@ def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: fl
     ready: "queue.Queue[tuple[asyncio.AbstractEventLoop, Executor] | BaseException]" = queue.Queue()
 
     async def main() -> None:
-        executor = Executor(limit=limit, poll_s=poll_s)
+        executor = Executor(limit=limit, poll_s=poll_s, name=name)
         try:
             await executor.register(names)
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             ready.put(exc)
             return
         ready.put((asyncio.get_running_loop(), executor))
-        log.info("executing %d deployments in-process, up to %d runs at a time", len(executor.flows), limit)
-        await executor.run()
+        log.info("worker %s executing %d deployments in-process, up to %d runs at a time", executor.name,
+                 len(executor.flows), limit)
+        try:
+            await executor.run()
+        except BaseException:
+            # A worker that no longer executes must not look alive: stop the process, and its supervisor
+            # (systemd) starts it again; the reconciler restarts the runs it had in flight.
+            log.critical("worker %s stopped executing; stopping the process", executor.name, exc_info=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
 
     thread = threading.Thread(target=asyncio.run, args=(main(),), name="duban-executor", daemon=True)
     thread.start()
@@ -118,7 +140,11 @@ def start_executor(names: set[str] | None = None, *, limit: int = 16, poll_s: fl
     loop, executor = started
 
     def stop() -> None:
-        loop.call_soon_threadsafe(executor.stopping.set)
-        thread.join(60)
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(executor.stopping.set)
+            except RuntimeError:
+                pass  # the loop ended on its own between the check and the call
+            thread.join(60)
 
     return stop

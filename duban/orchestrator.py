@@ -13,13 +13,19 @@ import httpx
 import yaml
 
 from duban.errors import DubanError
+from duban.processes import die_with_parent
 from duban.settings import ROOT, get_settings
 
 
 def prefect_env(api_url: str | None = None) -> dict[str, str]:
     """Environment every Prefect process of Duban shares: the API URL, a home under var/, quiet analytics."""
     api_url = api_url or os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+    auth = get_settings().prefect_auth_string.get_secret_value()
+    # One setting protects the server Duban starts and lets each of Duban's processes through; people go
+    # through the gateway.
+    protected = {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth} if auth else {}
     return {
+        **protected,
         "PREFECT_API_URL": api_url,
         "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / "var" / "prefect")),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -52,7 +58,7 @@ def ensure_server(api_url: str | None = None, *, wait_s: float = 90) -> subproce
     log = open(Path(env["PREFECT_HOME"]) / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", parsed.hostname, "--port", str(parsed.port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

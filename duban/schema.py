@@ -4,8 +4,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from duban.db import get_engine
+from duban.leader import LOCK_CLASS, MIGRATION_LOCK
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -25,6 +27,11 @@ def migrate(url: str | None = None) -> None:
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     with engine.connect() as connection:
+        if engine.url.get_backend_name() == "postgresql":
+            # Several processes started at once (`DUBAN_MIGRATE_ON_START`) migrate one after the other; the
+            # lock ends with the transaction. SQLite's BEGIN IMMEDIATE already serialises them.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+                               {"cls": LOCK_CLASS, "key": MIGRATION_LOCK})
         config = alembic_config(url)
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")

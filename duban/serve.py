@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from duban.executor import start_executor
 from duban.orchestrator import ensure_server, prefect_env
+from duban.processes import die_with_parent, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +29,39 @@ SERVICES: dict[Role, list[Callable[[ExitStack], None]]] = {role: [] for role in 
 
 
 def child(stack: ExitStack, *args: str) -> subprocess.Popen:
-    """Start a `duban ...` child process that is stopped when serve stops."""
-    process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True)
+    """Start a `duban ...` child process that is stopped when serve stops, or dies with it."""
+    process = subprocess.Popen([sys.executable, "-m", "duban", *args], start_new_session=True,
+                               preexec_fn=die_with_parent)
     stack.callback(stop_child, process)
     return process
 
 
-def stop_child(process: subprocess.Popen, grace_s: float = 60) -> None:
-    """SIGTERM a child's process group, and SIGKILL it if it has not ended within the grace period."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def configure_logging() -> None:
+    """Duban's own log lines to stderr, each with its process, for a service's journal or log file."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    # Others' INFO lines are one per HTTP request or per wake-up of the clock's job: warnings only from them.
+    for name in ("duban", "apscheduler.scheduler", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def serve(role: Role, *, start_server: bool = True) -> None:
     """Run the role's services until interrupted."""
+    from duban.settings import get_settings
+
+    configure_logging()
     # Blocked before any thread starts, so every thread inherits it and sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     os.environ.update(prefect_env())
+    settings = get_settings()
+    if settings.migrate_on_start:
+        from duban.db import get_engine
+        from duban.schema import migrate
+
+        migrate()
+        get_engine().dispose()  # the services open their own connections; keep none idle in this process
+        log.info("database at the newest revision")
     with ExitStack() as stack:
         if role == Role.ALL and start_server:
             server = ensure_server()
@@ -59,6 +71,7 @@ def serve(role: Role, *, start_server: bool = True) -> None:
             for start in SERVICES[each]:
                 start(stack)
         if role in {Role.ALL, Role.WORKER}:
-            stack.callback(start_executor())
+            stack.callback(start_executor(limit=settings.worker_limit, name=settings.worker_name or None))
+        log.info("serving role %s", role.value)
         received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
         log.info("stopping on %s", signal.Signals(received).name)

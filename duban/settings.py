@@ -19,6 +19,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of Duban's own database (sqlite:///... or postgresql+psycopg://...)",
     )
     db_pool_size: int = Field(default=5, ge=1, le=200, description="PostgreSQL connection pool size per process")
+    db_max_overflow: int = Field(
+        default=5, ge=0, le=200, description="PostgreSQL connections a process may open beyond the pool at a peak"
+    )
+    db_pool_timeout_s: float = Field(
+        default=30, gt=0, le=600, description="how long a PostgreSQL checkout waits for a free connection (seconds)"
+    )
+    db_pool_recycle_s: int = Field(
+        default=1800, ge=-1, le=86_400,
+        description="PostgreSQL connections older than this are replaced (seconds; -1: never), "
+                    "so a firewall or proxy that drops idle connections is never met",
+    )
+    migrate_on_start: bool = Field(
+        default=False, description="`duban serve` brings the database to the newest Alembic revision before it starts"
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=100, le=600_000, description="how long a SQLite writer waits for the lock"
     )
@@ -75,7 +89,19 @@ class Settings(BaseSettings):
         default=90, ge=1, le=730,
         description="a new complaint at the same address and category within this many days of a closing is a repeat",
     )
+    clock_standby_poll_s: float = Field(
+        default=5, ge=0.1, le=300,
+        description="a stand-by clock checks this often whether the active one is gone, and the active one "
+                    "that it still holds the clock lock (seconds)",
+    )
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api", description="the Prefect server's API")
+    worker_name: str = Field(
+        default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$",
+        description="this worker's name on the runs it executes (label duban.worker; empty: host name and pid)",
+    )
+    worker_limit: int = Field(
+        default=16, ge=1, le=1000, description="flow runs one `duban serve --role worker` executes at a time"
+    )
     lost_run_after_s: int = Field(
         default=600, ge=1, le=86_400,
         description="a lifecycle run still running this long after its last state change lost its process",

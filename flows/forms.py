@@ -5,11 +5,16 @@ from typing import Any, Literal
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
+from tasks.markup import quoted, typed
+
 FORMS = ("return-decision", "extension-decision", "reply-review", "return-visit", "case-decision")
 
 # Every form carries the order version it was drawn for, so a decision on an order that has moved on is refused.
 _VERSION = "工单版本，请勿修改 / order version the form was drawn for; leave as is"
-_SIGNED = "签名 / your name: recorded as the decider in the order's history"
+# Through the Duban gateway the field is filled with the signed-in person's name, whatever was typed; without
+# it, the run refuses a form with no name (tasks/lifecycle.py) and offers the form again.
+_SIGNED = ("签名 / your name, recorded as the decider in the order's history. Through the Duban gateway leave it "
+           "empty: your sign-in name is used")
 
 
 def _model(name: str, fields: dict[str, Any]) -> type[RunInput]:
@@ -19,7 +24,7 @@ def _model(name: str, fields: dict[str, Any]) -> type[RunInput]:
 def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str, dict[str, Any]]:
     """The form class, its markdown description and its initial values for one step of one order."""
     version = (int, Field(default=context["version"], description=_VERSION))
-    signed = (str, Field(min_length=1, max_length=100, description=_SIGNED))
+    signed = (str, Field(default="", max_length=100, description=_SIGNED))
     reason = (str, Field(default="", max_length=1000, description="理由 / reason (required to reject or send back)"))
     head = (f"**{context['number']}** · {context['item_type']} · {context['category']} · "
             f"due {context['due']} (Asia/Shanghai)\n\n")
@@ -34,8 +39,8 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                 "reason": reason, "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 退单审核 Return request\n**{context['unit']}** asks to return this order "
-                    f"(returned {context['return_count']} times so far).\n\n> {context['reason']}\n\n"
-                    f"On-site evidence: {context['evidence'] or 'none'} ({context['evidence_files']} files). "
+                    f"(returned {context['return_count']} times so far).\n\n{quoted(context['reason'])}\n\n"
+                    f"On-site evidence: {typed(context['evidence']) or 'none'} ({context['evidence_files']} files). "
                     f"Suggested unit: `{context['suggested_code'] or '-'}`.")
         case "extension-decision":
             model = _model("ExtensionDecision", {
@@ -44,14 +49,16 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                 "reason": reason, "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 延期审核 Extension request\n**{context['unit']}** asks to extend the deadline to "
-                    f"**{context['requested_due']}**.\n\n> {context['reason']}\n\nThe deadline keeps running until approved.")
+                    f"**{context['requested_due']}**.\n\n{quoted(context['reason'])}\n\n"
+                    "The deadline keeps running until approved.")
         case "reply-review":
             model = _model("ReplyReview", {
                 "decision": (Literal["approve", "send_back"], Field(description="通过 approve / 退回 send back")),
                 "reason": reason, "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 回复审核 Reply review\n**{context['unit']}** replied "
-                    f"(citizen contacted: {context['contacted']}, solved: {context['solved']}):\n\n> {context['reply']}")
+                    f"(citizen contacted: {context['contacted']}, solved: {context['solved']}):\n\n"
+                    f"{quoted(context['reply'])}")
         case "return-visit":
             model = _model("ReturnVisit", {
                 "contacted": (bool, Field(description="已联系上市民 / citizen reached")),
@@ -62,7 +69,8 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                 "decided_by": signed, "order_version": version,
             })
             text = (f"{head}### 回访 Return visit\n**{context['unit']}** replied "
-                    f"(says contacted: {context['contacted']}, solved: {context['solved']}):\n\n> {context['reply']}")
+                    f"(says contacted: {context['contacted']}, solved: {context['solved']}):\n\n"
+                    f"{quoted(context['reply'])}")
         case "case-decision":
             units = tuple(context["units"]) or ("none",)
             model = _model("CaseDecision", {
@@ -81,7 +89,7 @@ def build_form(form: str, context: dict[str, Any]) -> tuple[type[RunInput], str,
                       if context["buck_passing"] else "")
             text = (f"{head}### 督办 Supervision case: {context['case_kind']} (level {context['level']})\n"
                     f"Opened {context['opened']} on **{context['unit']}**; returned {context['return_count']} times.\n\n"
-                    f"> {context['reasons'] or '-'}\n\n{ending}")
+                    f"{quoted(context['reasons'] or '-')}\n\n{ending}")
         case _:
             raise ValueError(f"unknown form {form!r}")
     return model, text, {}

@@ -82,11 +82,12 @@ async def _apply_submitted_forms(run_id, order_id: int) -> bool:
         if form is None:
             continue
         values = item.decoded_value
-        by = values.get("decided_by", "supervisor")
+        by = str(values.get("decided_by") or "").strip()
         try:
             logger.info(apply_form(order_id=order_id, form=form, key=item.key, values=values, by=by))
         except DubanError as exc:
-            logger.warning("Decision from %s refused: %s. The form is offered again if still needed.", by, exc)
+            logger.warning("Decision from %s refused: %s. The form is offered again if still needed.",
+                           by or "an unsigned form", exc)
     return bool(fresh)
 
 

@@ -1,7 +1,6 @@
 """The gateway: logs supervisors in, checks each request against their role, and proxies it to the Prefect server."""
 
 import asyncio
-import base64
 import hmac
 import json
 import os
@@ -11,12 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlparse
 
-import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
@@ -27,17 +24,13 @@ from duban.settings import get_settings
 from models.base import utcnow
 from gateway.pages import login_page, refused_page
 from gateway.routes import WEBSOCKET_PATHS, Rule, allows, classify
+from gateway.upstream import Upstream
 from tasks.accounts import (LoginRefused, SessionInvalid, SessionUser, check_decider, login, logout, record_audit,
                             session_user)
 
 SESSION_COOKIE = "duban_session"
 LOGIN_CSRF_COOKIE = "duban_login_csrf"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
-_BUFFER_LIMIT = 256 * 1024
-# Never forwarded: the browser's credentials stay at the gateway, and the server gets the gateway's own.
-_DROP_REQUEST = {"host", "cookie", "authorization", "content-length", "connection", "keep-alive", "upgrade",
-                 "transfer-encoding", "prefect-csrf-token", "prefect-csrf-client", "te", "proxy-authorization"}
-_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "set-cookie"}
 _WHY = {
     "expired": "您的登录已过期，请重新登录 / Your session has expired: sign in again.",
     "unknown": "登录无效（已退出或 cookie 被篡改），请重新登录 / Your session is not valid (logged out or forged): sign in again.",
@@ -51,15 +44,13 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
     api_url = (upstream_api or os.environ.get("PREFECT_API_URL") or settings.prefect_api_url).rstrip("/")
     root = api_url.removesuffix("/api")
     auth = settings.prefect_auth_string.get_secret_value()
-    server_headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
     secure = settings.gateway_secure_cookies
     sessions = _Sessions(settings.gateway_session_recheck_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        async with httpx.AsyncClient(base_url=root, headers=server_headers,
-                                     timeout=httpx.Timeout(60, connect=5)) as client:
-            app.state.client = client
+        async with Upstream(root, auth) as upstream:
+            app.state.upstream = upstream
             yield
 
     async def login_form(request: Request) -> Response:
@@ -125,18 +116,19 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
         if method not in _SAFE and not hmac.compare_digest(request.headers.get("prefect-csrf-token", ""),
                                                            user.csrf_token):
             return _refuse(request, 403, "missing or wrong CSRF token (Prefect-Csrf-Token header): reload the page")
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=400)  # the browser left (a page changed) before sending it all
         target, details = f"{method} {path}", {}
         if rule.audit:
             try:
-                body, target, details = await _describe(request.app.state.client, rule, user, path, body)
-            except Forbidden as exc:
-                await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=target, outcome=403,
-                                        details={"refused": str(exc)})
-                return _refuse(request, 403, str(exc))
-            except ValueError as exc:
-                return _refuse(request, 422, str(exc))
-        response = await _forward(request, request.app.state.client, body)
+                body, target, details = await _describe(request.app.state.upstream, rule, user, path, body)
+            except _Refused as exc:
+                await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=exc.target,
+                                        outcome=exc.status, details={"refused": exc.message})
+                return _refuse(request, exc.status, exc.message)
+        response = await request.app.state.upstream.forward(request, body)
         if rule.audit:
             await run_in_threadpool(record_audit, user=user.name, action=rule.audit, target=target,
                                     outcome=response.status_code, details=details)
@@ -162,7 +154,7 @@ def create_app(*, upstream_api: str | None = None) -> Starlette:
         url = "ws" + root.removeprefix("http") + websocket.url.path + query
         try:
             async with ws_connect(url, subprotocols=["prefect"] if prefect else None,
-                                  additional_headers=server_headers) as upstream:
+                                  additional_headers=websocket.app.state.upstream.headers) as upstream:
                 await _pump(websocket, upstream, auth)
         except (OSError, ConnectionClosed):
             pass
@@ -240,63 +232,46 @@ def _unauthenticated(request: Request, problem: SessionInvalid | None) -> Respon
     return RedirectResponse(f"/login?next={quote(target)}{why}", status_code=303)
 
 
-async def _describe(client: httpx.AsyncClient, rule: Rule, user: SessionUser, path: str,
+class _Refused(Exception):
+    """A request refused once the gateway has looked at it; the audit line names its target."""
+
+    def __init__(self, status: int, message: str, target: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.target = status, message, target
+
+
+async def _describe(upstream: Upstream, rule: Rule, user: SessionUser, path: str,
                     body: bytes) -> tuple[bytes, str, dict[str, Any]]:
     """The audit target and details of an action; for a decision, the body signed with the person's name."""
     parts = path.split("/")
     if parts[2] != "flow_runs":
         return body, path.removeprefix("/api"), {}
-    run = await client.get(f"/api/flow_runs/{parts[3]}")
-    name = run.json().get("name", "") if run.status_code == 200 else ""
+    name = ((await upstream.read_json(f"/api/flow_runs/{parts[3]}")) or {}).get("name", "")
     target = f"flow run {name} ({parts[3]})"
     try:
         payload = json.loads(body or b"{}") or {}
     except ValueError:
-        raise ValueError("the request body is not JSON") from None
+        raise _Refused(422, "the request body is not JSON", target) from None
     if not isinstance(payload, dict):
-        raise ValueError("the request body must be a JSON object")
+        raise _Refused(422, "the request body must be a JSON object", target)
     if rule.audit == "flow_run_state_set":
         return body, target, {"state": (payload.get("state") or {}).get("type")}
     if rule.audit != "decision":
         return body, target, {}
-    await run_in_threadpool(check_decider, order_number=name, user=user.name)
+    try:
+        await run_in_threadpool(check_decider, order_number=name, user=user.name)
+    except Forbidden as exc:
+        raise _Refused(403, str(exc), target) from None
     run_input = payload.get("run_input")
     if isinstance(run_input, dict):
-        # The form's typed name is replaced: the transition's actor is the person who signed in.
+        # The form's typed name, if any, is replaced: the transition's actor is the person who signed in.
         typed = run_input.get("decided_by")
         run_input["decided_by"] = user.name
-        details = {"decision": run_input.get("decision") or run_input.get("satisfaction"), "typed_name": typed}
+        details = {"decision": run_input.get("decision") or run_input.get("satisfaction")}
+        if typed:
+            details["typed_name"] = typed
         return json.dumps(payload).encode(), target, details
     return body, target, {}
-
-
-async def _forward(request: Request, client: httpx.AsyncClient, body: bytes) -> Response:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
-    upstream = client.build_request(request.method, request.url.path, params=request.url.query or None,
-                                    headers=headers, content=body)
-    try:
-        response = await client.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
-        return JSONResponse({"detail": f"the Prefect server did not answer: {exc}"}, status_code=502)
-    out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE}
-    if request.url.path.endswith("/ui-settings") and response.status_code == 200:
-        await response.aread()
-        await response.aclose()
-        return JSONResponse(_ui_settings(response.json(), request), status_code=200)
-    if int(response.headers.get("content-length") or _BUFFER_LIMIT) < _BUFFER_LIMIT:
-        # Small answers (nearly every API call) in one piece: cheaper than streaming them chunk by chunk.
-        # Raw bytes: a compressed answer passes through compressed, matching its Content-Length.
-        body = b"".join([chunk async for chunk in response.aiter_raw()])
-        await response.aclose()
-        return Response(body, status_code=response.status_code, headers=out_headers)
-    return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=out_headers,
-                             background=BackgroundTask(response.aclose))
-
-
-def _ui_settings(values: dict[str, Any], request: Request) -> dict[str, Any]:
-    """The UI talks to the gateway, never to the server; it shows no login of its own and sends CSRF tokens."""
-    base = str(request.base_url).rstrip("/")
-    return {**values, "api_url": f"{base}/api", "auth": None, "csrf_enabled": True}
 
 
 async def _pump(websocket: WebSocket, upstream, auth: str) -> None:

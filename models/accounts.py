@@ -32,6 +32,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(code_column(Role))
     password_hash: Mapped[str] = mapped_column(String(200))
+    # The unit this person also acts for (a unit's liaison, a district office that handles and supervises):
+    # they may not decide on an order that unit acted on.
+    unit_code: Mapped[str | None] = mapped_column(String(64))
     disabled: Mapped[bool] = mapped_column(default=False)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]

@@ -16,6 +16,7 @@ from duban.errors import DubanError, Forbidden, NotFound, ValidationFailed
 from duban.settings import get_settings
 from models.accounts import AuditEntry, GatewaySession, Role, User
 from models.base import utcnow
+from models.directory import Unit
 from models.enums import ActorKind
 from models.records import Event
 from models.work_order import WorkOrder
@@ -88,8 +89,14 @@ def _user(session, name: str) -> User:
     return user
 
 
-def add_user(*, name: str, role: str, password: str) -> None:
-    """Create an account with a role; the password is stored as an argon2 hash only."""
+def _check_unit(session, unit: str | None) -> None:
+    if unit is not None and session.scalar(select(Unit.id).where(Unit.code == unit)) is None:
+        raise ValidationFailed(f"unit {unit!r} is not in the directory; see `duban directory load` for the codes")
+
+
+def add_user(*, name: str, role: str, password: str, unit: str | None = None) -> None:
+    """Create an account with a role, and the unit the person also acts for if any; the password is stored
+    as an argon2 hash only."""
     if not _NAME.match(name):
         raise ValidationFailed(f"user name {name!r} is invalid: 1 to 100 characters, no spaces, '/', '\\' or ':'")
     if role not in set(Role):
@@ -98,7 +105,15 @@ def add_user(*, name: str, role: str, password: str) -> None:
     with session_scope() as session:
         if session.scalar(select(User.id).where(User.name == name)) is not None:
             raise ValidationFailed(f"a user named {name!r} exists already; use `duban user reset-password`")
-        session.add(User(name=name, role=role, password_hash=_HASHER.hash(password)))
+        _check_unit(session, unit)
+        session.add(User(name=name, role=role, password_hash=_HASHER.hash(password), unit_code=unit))
+
+
+def set_unit(*, name: str, unit: str | None) -> None:
+    """Record the unit a person also acts for, or none."""
+    with session_scope() as session:
+        _check_unit(session, unit)
+        _user(session, name).unit_code = unit
 
 
 def disable_user(*, name: str) -> None:
@@ -119,10 +134,10 @@ def reset_password(*, name: str, password: str) -> None:
         session.execute(delete(GatewaySession).where(GatewaySession.user_id == user.id))
 
 
-def list_users() -> list[tuple[str, str, bool]]:
-    """Every account: name, role and whether it is disabled."""
+def list_users() -> list[tuple[str, str, bool, str | None]]:
+    """Every account: name, role, whether it is disabled, and the unit the person also acts for."""
     with session_scope(readonly=True) as session:
-        return [(u.name, u.role, u.disabled) for u in session.scalars(select(User).order_by(User.name))]
+        return [(u.name, u.role, u.disabled, u.unit_code) for u in session.scalars(select(User).order_by(User.name))]
 
 
 def login(*, name: str, password: str, at: datetime | None = None) -> Login:
@@ -216,13 +231,17 @@ def audit_trail(*, start: datetime, end: datetime, user: str | None = None) -> l
 
 
 def check_decider(*, order_number: str, user: str) -> None:
-    """Refuse a decision by a person whose name is recorded as the actor of a unit-side event on the order."""
+    """Refuse a decision by a person recorded as a unit-side actor on the order, or who acts for a unit that is."""
     with session_scope(readonly=True) as session:
         order_id = session.scalar(select(WorkOrder.id).where(WorkOrder.number == order_number))
         if order_id is None:
             return  # not a work order's run (a report or a sweep): nothing to compare with
-        acted = session.scalar(select(Event.name).where(
-            Event.work_order_id == order_id, Event.actor_kind == ActorKind.UNIT, Event.actor_id == user).limit(1))
-    if acted is not None:
-        raise Forbidden(f"{user} acted on work order {order_number} for the unit ({acted}) and may not "
-                        "also decide on it; another supervisor must decide")
+        unit = session.scalar(select(User.unit_code).where(User.name == user))
+        acted = session.execute(select(Event.actor_id, Event.name).where(
+            Event.work_order_id == order_id, Event.actor_kind == ActorKind.UNIT,
+            Event.actor_id.in_({user, unit} - {None})).order_by(Event.id).limit(1)).first()
+    if acted is None:
+        return
+    did = (f"acted on work order {order_number} for the unit ({acted.name})" if acted.actor_id == user else
+           f"acts for {unit}, which acted on work order {order_number} ({acted.name}),")
+    raise Forbidden(f"{user} {did} and may not also decide on it; another supervisor must decide")

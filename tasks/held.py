@@ -28,16 +28,18 @@ from models.enums import FINAL_STATUSES
 from models.records import Event, Notification
 from models.requests import ReturnVisit, Review
 from models.work_order import Assignment, WorkOrder
+from tasks.executemany import executemany
 
 _KEY = "duban_held"
 _DIRECTORY = "duban_directory"
 _CHUNK = 500
 _ORDERS = WorkOrder.__table__
-_INSERT_EVENT = insert(Event)
+_INSERT_EVENT = insert(Event.__table__)
 _ORDER_COLUMNS = frozenset(c.key for c in _ORDERS.columns) - {"id", "version"}
 # Rows a transition adds and never reads back by id: written with one executemany per kind.
 _WRITE_ONLY = {model: frozenset(c.key for c in model.__table__.columns) - {"id"}
                for model in (Notification, Review, ReturnVisit)}
+_INSERT_ADDED = {model: insert(model.__table__) for model in _WRITE_ONLY}
 
 
 @dataclass
@@ -225,7 +227,7 @@ def write_events(session: Session) -> None:
         return
     rows, held.events = held.events, []
     held.pending.clear()
-    session.connection().execute(_INSERT_EVENT, rows)
+    executemany(session.connection(), _INSERT_EVENT, rows)
 
 
 def flush(session: Session) -> None:
@@ -266,10 +268,9 @@ def _write_orders(session: Session, held: Held) -> None:
         rows = [{"_id": s.dict["id"], "_old": s.dict["version"],
                  "_new": s.dict["version"] + held.moves.get(s.dict["id"], 1), **{key: s.dict[key] for key in keys}}
                 for s in states]
-        result = session.connection().execute(_update_statement(_ORDERS, keys, versioned=True), rows)
-        if result.rowcount != len(rows):
-            raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} held work orders were changed by "
-                                 "someone else")
+        written = executemany(session.connection(), _update_statement(_ORDERS, keys, versioned=True), rows)
+        if written != len(rows):
+            raise StaleDataError(f"{len(rows) - written} of {len(rows)} held work orders were changed by someone else")
         for row, state in zip(rows, states, strict=True):
             state.dict["version"] = row["_new"]
         # What the ORM does to an object it has just written: nothing left to flush for it.
@@ -286,7 +287,7 @@ def _write_assignment_changes(session: Session, held: Held) -> None:
                 groups[found[0]].append(found[1])
     for keys, states in groups.items():
         rows = [{"_id": s.dict["id"], **{key: s.dict[key] for key in keys}} for s in states]
-        session.connection().execute(_update_statement(_ASSIGNMENTS, keys, versioned=False), rows)
+        executemany(session.connection(), _update_statement(_ASSIGNMENTS, keys, versioned=False), rows)
         InstanceState._commit_all_states([(s, s.dict) for s in states], session.identity_map)
 
 
@@ -314,7 +315,7 @@ def _write_added(session: Session, held: Held) -> None:
         groups[(type(obj), tuple(sorted(values)))].append(values)
         session.expunge(obj)
     for (model, _), rows in groups.items():
-        session.connection().execute(insert(model.__table__), rows)
+        executemany(session.connection(), _INSERT_ADDED[model], rows)
 
 
 _ASSIGNMENTS = Assignment.__table__

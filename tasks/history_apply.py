@@ -25,6 +25,7 @@ from models.records import OrderCounter
 from models.work_order import WorkOrder
 from tasks import held
 from tasks.history_format import LOCAL, EventRecord, HistoryError, OrderRecord, canonical_payload
+from tasks.executemany import executemany
 from tasks.history_parse import Directory
 from tasks.numbers import allocate_numbers
 from tasks.policy_store import current_policy
@@ -78,7 +79,7 @@ def receive(session: Session, records: Sequence[OrderRecord], *, lookups: Lookup
     ) for number, r in zip(numbers, records, strict=True)]
     # One executemany INSERT, then the rows read back as the session's objects: cheaper than the ORM
     # inserting them one object at a time, and the same rows.
-    session.execute(_INSERT_ORDERS, rows)
+    executemany(session.connection(), _INSERT_ORDERS, rows)
     by_number: dict[str, WorkOrder] = {}
     for start in range(0, len(rows), 500):
         by_number.update((o.number, o) for o in session.scalars(_BY_NUMBERS, {"numbers": numbers[start:start + 500]}))

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from duban.db import session_scope
-from duban.errors import NotFound
+from duban.errors import NotFound, ValidationFailed
 from models.directory import Category, District, Unit
 from models.enums import FINAL_STATUSES, ActorKind, CaseKind, CaseStatus, Decision, ItemType, Status, label
 from models.lifecycle import Action
@@ -20,6 +20,7 @@ from models.work_order import Assignment, WorkOrder
 from tasks.actions import decide_extension, record_visit
 from tasks.cases import decide_case
 from tasks.deadlines import order_policy
+from tasks.markup import typed
 from tasks.orders import active_lead as _active_lead, order_tags
 from tasks.transitions import Actor, transition
 
@@ -209,8 +210,9 @@ def timeline(*, number: str) -> list[dict[str, str]]:
     with session_scope(readonly=True) as session:
         order = session.scalar(select(WorkOrder).where(WorkOrder.number == number))
         events = session.scalars(select(Event).where(Event.work_order_id == order.id).order_by(Event.id))
-        return [{"time": _local(e.at), "event": e.name, "by": e.actor_id, "status": e.to_status or "",
-                 "story": tell(session, order, e).split(": ", 1)[-1]} for e in events]
+        # The UI renders each cell as markdown: what people typed (reasons, names) is shown as typed.
+        return [{"time": _local(e.at), "event": e.name, "by": typed(e.actor_id), "status": e.to_status or "",
+                 "story": typed(tell(session, order, e).split(": ", 1)[-1])} for e in events]
 
 
 def was_applied(*, order_id: int, key: str) -> bool:
@@ -240,6 +242,9 @@ def apply_form(*, order_id: int, form: str, key: str, values: dict[str, Any], by
 
 
 def _decide(order_id: int, form: str, values: dict[str, Any], by: str) -> str:
+    if not by.strip():
+        raise ValidationFailed("the form was submitted without a name in 'Decided By': type your name in it, or "
+                               "submit it through the Duban gateway, which signs it with your account")
     actor = Actor(ActorKind.STAFF if form == "return-visit" else ActorKind.SUPERVISOR, by)
     version = values.get("order_version")
     match form:

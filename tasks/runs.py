@@ -88,8 +88,12 @@ def _resuming(client, run_id: UUID) -> None:
     client.set_flow_run_state(run_id, Scheduled(name="Resuming", scheduled_time=datetime.now(UTC)), force=True)
 
 
-def start_order_runs(*, order_ids: list[int]) -> list[str]:
-    """Create one lifecycle run per order, named by its number and tagged by unit, category and district."""
+def start_order_runs(*, order_ids: list[int], replacing: dict[int, UUID] | None = None) -> list[str]:
+    """Create one lifecycle run per order, named by its number and tagged by unit, category and district.
+
+    A run `replacing` a lost one takes over the forms submitted to it: a decision sent to a run whose
+    process died before applying it is applied by the new run (once: applied inputs are recorded).
+    """
     if not order_ids:
         return []
     with session_scope(readonly=True) as session:
@@ -99,8 +103,11 @@ def start_order_runs(*, order_ids: list[int]) -> list[str]:
     with _client() as client:
         deployment = client.read_deployment_by_name(LIFECYCLE_DEPLOYMENT)
         for order_id, number, tags in orders:
-            run = client.create_flow_run_from_deployment(
-                deployment.id, parameters={"order_number": number}, name=number, tags=tags)
+            forms = _submitted_forms(client, (replacing or {}).get(order_id))
+            run = client.create_flow_run_from_deployment(deployment.id, parameters={"order_number": number},
+                                                         name=number, tags=tags, state=_held() if forms else None)
+            if forms:
+                _hand_over(client, run.id, forms)
             with session_scope() as session:
                 cursor = session.get(RunCursor, order_id) or RunCursor(work_order_id=order_id, narrated_event_id=0,
                                                                        applied_inputs=[])
@@ -108,6 +115,30 @@ def start_order_runs(*, order_ids: list[int]) -> list[str]:
                 session.add(cursor)
             started.append(number)
     return started
+
+
+def _submitted_forms(client, run_id: UUID | None) -> list:
+    """The form inputs a run received (applied or not; the new run skips those already applied)."""
+    if run_id is None:
+        return []
+    inputs = client.filter_flow_run_input(flow_run_id=run_id, key_prefix="suspended-", limit=500, exclude_keys=set())
+    return [i for i in inputs if i.key.endswith("-response")]
+
+
+def _held():
+    """A new run's first state while the forms are handed over: no executor takes it before it is released."""
+    from prefect.states import Scheduled
+
+    return Scheduled(scheduled_time=datetime.now(UTC) + timedelta(seconds=30))
+
+
+def _hand_over(client, run_id: UUID, forms: list) -> None:
+    """Give the new run the lost run's forms, then release it at once (or, failing that, when the hold ends)."""
+    from prefect.states import Scheduled
+
+    for form in forms:
+        client.create_flow_run_input(flow_run_id=run_id, key=form.key, value=form.value, sender=form.sender)
+    client.set_flow_run_state(run_id, Scheduled(scheduled_time=datetime.now(UTC)), force=True)
 
 
 @dataclass
@@ -153,6 +184,7 @@ def reconcile_runs(*, now: datetime | None = None) -> Reconciled:
         for run in live:
             by_name.setdefault(run.name, []).append(run)
         to_start: list[int] = []
+        lost: dict[int, UUID] = {}
         for order_id, number, version, run_id in rows:
             runs = by_name.pop(number, [])
             keep = next((r for r in runs if str(r.id) == run_id), None) or (runs[0] if runs else None)
@@ -163,6 +195,7 @@ def reconcile_runs(*, now: datetime | None = None) -> Reconciled:
             if keep is not None and (keep.state.is_running() or keep.state.is_pending()) \
                     and now - keep.state.timestamp > lost_after:
                 client.set_flow_run_state(keep.id, Cancelled(message="lost its process; restarted"), force=True)
+                lost[order_id] = keep.id
                 keep = None
             if keep is None:
                 to_start.append(order_id)
@@ -181,7 +214,7 @@ def reconcile_runs(*, now: datetime | None = None) -> Reconciled:
                 # A waiting run of an order that is no longer open: let it finish by reading the database.
                 _wake(client, run.id)
                 result.woken.append(number)
-    start_order_runs(order_ids=to_start)
+    start_order_runs(order_ids=to_start, replacing=lost)
     return result
 
 

@@ -14,6 +14,8 @@ from tasks.kb import ensure_search_index
 from tasks.policy_store import forget_policies
 
 ROOT = Path(__file__).resolve().parent.parent
+# The session's Prefect server and the worker fixture, shared by every package that runs flows.
+pytest_plugins = ["tests.prefect_fixtures"]
 PG_URL = os.environ.get("DUBAN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -99,3 +99,13 @@ def test_directory_load_refuses_a_bad_file_and_writes_nothing(tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(District.__table__)) == 0
     engine.dispose()
+
+
+def test_every_command_talks_to_dubans_prefect_server_not_a_throwaway_one(tmp_path):
+    # Without PREFECT_API_URL, Prefect imported first would start an in-process server of its own.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= {"DUBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}", "DUBAN_PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    assert subprocess.run([*DUBAN, "init"], cwd=ROOT, env=env, capture_output=True, timeout=120).returncode == 0
+    result = subprocess.run([*DUBAN, "summary"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Prefect API: http://127.0.0.1:9/api (not answering)" in result.stdout

@@ -1,4 +1,5 @@
-"""A Prefect server with an auth string only the gateway knows, and the gateway itself on a free port."""
+"""A Prefect server with an auth string only the gateway (and Duban's worker) knows, the gateway on a free port,
+and a worker running lifecycle runs against that server."""
 
 import base64
 import os
@@ -14,9 +15,13 @@ import pytest
 import uvicorn
 
 from duban.settings import get_settings
-from tests.flows.conftest import _healthy, _wait, free_port, stop
+from tests.prefect_fixtures import Worker, _healthy, _wait, free_port, stop
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 AUTH_STRING = "gateway:only-the-gateway-knows-this"
+# Each test numbers its orders under its own city code: runs on the shared server never share a name.
+_CITY_CODES = iter(f"G{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,13 @@ class Server:
         token = base64.b64encode(AUTH_STRING.encode()).decode()
         return httpx.Client(base_url=self.api.removesuffix("/api"), headers={"Authorization": f"Basic {token}"},
                             timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def settings_read_afresh() -> Iterator[None]:
+    """Set up before, and so torn down after, the environment a test changes: no later test sees its settings."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +89,36 @@ def gateway(db_url, authed_prefect, monkeypatch) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def authed_worker(directory, authed_prefect, monkeypatch, tmp_path) -> Iterator[Worker]:
+    """`duban serve --role worker` given the server's auth string as Duban's one setting; this process talks to
+    that server too."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    for name, value in (("PREFECT_API_URL", authed_prefect.api), ("DUBAN_PREFECT_AUTH_STRING", AUTH_STRING),
+                        ("DUBAN_CITY_CODE", next(_CITY_CODES))):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    worker = Worker(authed_prefect.api, directory, tmp_path)
+    with temporary_settings({PREFECT_API_URL: authed_prefect.api, PREFECT_API_AUTH_STRING: AUTH_STRING}):
+        worker.start()
+        try:
+            with authed_prefect.client() as client:
+                _wait(lambda: client.get("/api/deployments/name/run-order-lifecycle/lifecycle").status_code == 200,
+                      90, "serving the deployments")
+            yield worker
+        finally:
+            worker.stop()
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium; each person opens their own context, so their cookies stay apart."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -5,13 +5,16 @@ import re
 import uuid
 
 import httpx
+from prefect._internal.pydantic.v2_schema import create_v2_schema
 
+from flows.forms import build_form
 from tasks.accounts import add_user
 
 PASSWORD = "a-long-enough-password"
-SCHEMA = {"type": "object", "title": "ReturnDecision", "required": ["decision", "decided_by"], "properties": {
-    "decision": {"type": "string", "title": "Decision", "enum": ["approve", "reject"], "default": "reject"},
-    "decided_by": {"type": "string", "title": "Decided By", "minLength": 1}}}
+# The lifecycle's real reply-review form, as a suspended run stores it.
+_REVIEW = {"version": 4, "number": "-", "item_type": "complaint", "category": "-", "due": "-", "unit": "-",
+           "contacted": True, "solved": True, "reply": "已到现场处理完毕"}
+SCHEMA = create_v2_schema("ReplyReview", model_base=build_form("reply-review", _REVIEW)[0])
 
 
 class Browser(httpx.Client):
@@ -38,7 +41,7 @@ def sign_in(base: str, name: str, role: str, *, create: bool = True) -> Browser:
 
 def suspended_run(server, *, name: str) -> tuple[str, str]:
     """A flow run named like an order, suspended on a decision form; its id and the form's response key."""
-    key = f"return-decision-v2-{uuid.uuid4().hex[:6]}"
+    key = f"reply-review-v4-{uuid.uuid4().hex[:6]}"
     keyset = {"description": f"suspended-{key}-description", "response": f"suspended-{key}-response",
               "schema": f"suspended-{key}-schema"}
     with server.client() as client:
@@ -49,7 +52,7 @@ def suspended_run(server, *, name: str) -> tuple[str, str]:
             "flow_id": flow["id"], "deployment_id": deployment["id"], "name": name,
             "state": {"type": "PAUSED", "name": "Suspended", "state_details": {
                 "pause_reschedule": True, "pause_key": key, "run_input_keyset": keyset}}}).json()
-        for key_name, value in (("schema", SCHEMA), ("description", f"### 退单审核 Return request of {name}")):
+        for key_name, value in (("schema", SCHEMA), ("description", f"### 回复审核 Reply review of {name}")):
             saved = client.post(f"/api/flow_runs/{run['id']}/input", json={"key": keyset[key_name],
                                                                            "value": json.dumps(value)})
             assert saved.status_code == 201, saved.text

@@ -4,10 +4,13 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from duban.cli import app
+from duban.db import session_scope
 from duban.errors import ValidationFailed
+from models.accounts import User
 from models.base import utcnow
 from tasks.accounts import (LoginRefused, SessionInvalid, add_user, audit_trail, disable_user, login,
                             record_audit, reset_password, session_user)
@@ -37,6 +40,28 @@ def test_user_commands_and_the_audit_listing(db_url):
     assert "flow run ZZ20210315-000001 (x)" in lines[1] and lines[-1] == "2 actions"
     wrong = duban("audit", "--from", "yesterday", "--to", today)
     assert wrong.exit_code == 2 and "--from 'yesterday' is not a date" in wrong.output
+
+
+def test_passwords_are_stored_as_argon2id_hashes_only(db_url):
+    add_user(name="qian", role="viewer", password=PASSWORD)
+    with session_scope(readonly=True) as session:
+        stored = session.scalar(select(User.password_hash).where(User.name == "qian"))
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_a_person_who_acts_for_a_unit_is_recorded_and_shown(directory):
+    added = duban("user", "add", "li.wei", "--role", "decider", "--unit", "ecology_environment", "--password", PASSWORD)
+    assert added.exit_code == 0
+    assert "user li.wei added with role decider, acting for ecology_environment" in added.output
+    unknown = duban("user", "add", "zhou", "--role", "decider", "--unit", "no_such_unit", "--password", PASSWORD)
+    assert unknown.exit_code == 1 and "unit 'no_such_unit' is not in the directory" in unknown.output
+    assert duban("user", "list").output.splitlines() == ["li.wei\tdecider\tactive\tecology_environment"]
+
+    assert duban("user", "set-unit", "li.wei").output.strip() == "user li.wei acts for no unit"
+    assert duban("user", "set-unit", "li.wei", "urban_management").exit_code == 0
+    refused = duban("user", "set-unit", "li.wei", "nowhere")
+    assert refused.exit_code == 1 and "unit 'nowhere' is not in the directory" in refused.output
+    assert duban("user", "list").output.splitlines() == ["li.wei\tdecider\tactive\turban_management"]
 
 
 def test_bad_names_and_short_passwords_write_nothing(db_url):

@@ -76,13 +76,18 @@ def test_a_decider_resumes_under_their_own_name_but_cannot_change_deployments(ga
         flow_id = client.post("/api/flows/", json={"name": "run-order-lifecycle"}).json()["id"]
     created = decider.post("/api/deployments/", json={"name": "sneaky", "flow_id": flow_id})
     assert created.status_code == 403 and "needs the admin role" in created.json()["detail"]
+    pool = decider.post("/api/work_pools/", json={"name": "sneaky-pool", "type": "process"})
+    assert pool.status_code == 403 and "needs the admin role" in pool.json()["detail"]
+    cancelled = decider.post(f"/api/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLED"}, "force": True})
+    assert cancelled.status_code == 403 and _state(authed_prefect, run_id) == "SCHEDULED"
 
     decision = next(row for row in _trail("decider-qian") if row.action == "decision")
     assert decision.target == f"flow run {name} ({run_id})" and decision.outcome == 201
     assert decision.details == {"decision": "approve", "typed_name": "somebody-else"}
 
 
-def test_an_admin_changes_deployments_and_cancels_runs(gateway, authed_prefect):
+def test_an_admin_changes_deployments_automations_and_work_pools_and_cancels_and_deletes_runs(gateway,
+                                                                                               authed_prefect):
     run_id, _ = suspended_run(authed_prefect, name=f"ZZ-ADMIN-{uuid.uuid4().hex[:6]}")
     admin = sign_in(gateway, "admin-sun", "admin")
     with authed_prefect.client() as client:
@@ -91,13 +96,24 @@ def test_an_admin_changes_deployments_and_cancels_runs(gateway, authed_prefect):
     created = admin.post("/api/deployments/", json={"name": f"d-{uuid.uuid4().hex[:6]}", "flow_id": flow_id})
     assert created.status_code == 201, created.text
     assert admin.delete(f"/api/deployments/{created.json()['id']}").status_code == 204
+    automation = admin.post("/api/automations/", json={
+        "name": f"a-{uuid.uuid4().hex[:6]}", "actions": [{"type": "do-nothing"}],
+        "trigger": {"type": "event", "posture": "Reactive", "expect": ["duban.test"], "threshold": 1, "within": 0}})
+    assert automation.status_code == 201, automation.text
+    pool = admin.post("/api/work_pools/", json={"name": f"p-{uuid.uuid4().hex[:6]}", "type": "process"})
+    assert pool.status_code == 201, pool.text
+    assert admin.delete(f"/api/work_pools/{pool.json()['name']}").status_code == 204
     cancelled = admin.post(f"/api/flow_runs/{run_id}/set_state",
                             json={"state": {"type": "CANCELLED"}, "force": True})
     assert cancelled.status_code == 201 and _state(authed_prefect, run_id) == "CANCELLED"
+    assert admin.delete(f"/api/flow_runs/{run_id}").status_code == 204
+    with authed_prefect.client() as client:
+        assert client.get(f"/api/flow_runs/{run_id}").status_code == 404
 
     actions = [(row.action, row.outcome) for row in _trail("admin-sun")]
     assert actions == [("login", 200), ("deployment_changed", 201), ("deployment_changed", 204),
-                       ("flow_run_state_set", 201)]
+                       ("automation_changed", 201), ("work_pool_changed", 201), ("work_pool_changed", 204),
+                       ("flow_run_state_set", 201), ("flow_run_deleted", 204)]
 
 
 def test_unclassified_routes_are_refused_by_default(gateway):

@@ -1,74 +1,121 @@
-"""A supervisor in headless Chromium: the gateway's login, the runs page, and a resume form through the gateway."""
+"""Supervisors in headless Chromium, through the gateway, on real lifecycle runs that a Duban worker executes."""
 
-import json
 import time
-import uuid
 from datetime import timedelta
 
-import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page
+from sqlalchemy import select
 
+from duban.db import session_scope
 from models.base import utcnow
+from models.enums import ActorKind, Status
+from models.records import Event
+from models.work_order import WorkOrder
 from tasks.accounts import add_user, audit_trail
-from tests.gateway.helpers import PASSWORD, suspended_run
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def page():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
-        browser.close()
+from tests.flows import driver as d
+from tests.flows.test_lifecycle import dispatched_orders
+from tests.flows.test_recovery import _wait_for
+from tests.gateway.helpers import PASSWORD
 
 
-def _wait_for_input(server, run_id: str, key: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    with server.client() as client:
-        while client.get(f"/api/flow_runs/{run_id}/input/{key}").status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the resume form's input never reached the server")
-            time.sleep(0.3)
+def waiting_for_review() -> int:
+    """A dispatched order its unit signed for and replied to; its run now waits for the reply review form."""
+    (order_id,) = dispatched_orders(1)
+    for wait, act in (("unit-sign", d.sign), ("unit-reply", d.reply)):
+        _wait_for(order_id, lambda s, w=wait: s.is_paused() and s.state_details.pause_key.startswith(w))
+        act(order_id)
+    _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("reply-review"))
+    return order_id
 
 
-def test_a_supervisor_signs_in_finds_the_run_and_the_decision_carries_their_name(gateway, authed_prefect, page,
-                                                                                 tmp_path):
-    name = f"ZZ-UI-{uuid.uuid4().hex[:6]}"
-    run_id, response_key = suspended_run(authed_prefect, name=name)
-    add_user(name="supervisor-lin", role="decider", password=PASSWORD)
-    failed_api_calls: list[str] = []
-    page.on("response", lambda r: failed_api_calls.append(f"{r.status} {r.url}")
-            if "/api/" in r.url and r.status >= 400 else None)
-
-    page.goto(f"{gateway}/runs")
-    assert page.url.startswith(f"{gateway}/login?next=/runs")
-    page.fill("#name", "supervisor-lin")
+def _sign_in(chromium, gateway: str, name: str, path: str) -> Page:
+    """A fresh browser of one person, opening a gateway page and sent through the login form first."""
+    page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{gateway}{path}")
+    assert page.url.startswith(f"{gateway}/login?next=")
+    page.fill("#name", name)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.get_by_text(name).first.wait_for(timeout=60_000)
-    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
-    assert page.url.startswith(gateway)
-    assert page.locator("input[type=password]").count() == 0  # the Prefect UI's own login never shows
+    return page
 
-    page.get_by_text(name).first.click()
+
+def _approve_in_the_form(page: Page) -> None:
+    """On a suspended run's page: Resume, choose approve, leave the name empty, submit."""
     page.get_by_text("Suspended").first.wait_for(timeout=60_000)
     page.locator("button:has-text('Resume')").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Decided By").first.wait_for(timeout=30_000)
-    dialog.locator("textarea").first.fill("typed-by-someone")
-    page.screenshot(path=str(tmp_path / "form.png"), full_page=True)
-    dialog.locator("button.p-button--default").first.click()
-    _wait_for_input(authed_prefect, run_id, response_key)
+    dialog.get_by_text("回复审核 Reply review").wait_for(timeout=30_000)
+    assert "Decided By (Optional)" in dialog.inner_text()
+    dialog.locator(".p-select-button__control").first.focus()
+    page.keyboard.press("ArrowDown")  # opens the dropdown of allowed decisions
+    page.get_by_role("option", name="approve", exact=True).click()
+    dialog.get_by_role("button", name="Submit").click()
 
+
+def _event(order_id: int, name: str, timeout: float = 90) -> Event:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(readonly=True) as session:
+            found = session.scalar(select(Event).where(Event.work_order_id == order_id, Event.name == name))
+            if found is not None:
+                session.expunge(found)
+                return found
+        time.sleep(0.3)
+    raise TimeoutError(f"no {name} event on order {order_id} within {timeout:.0f} s: {d.events(order_id)}")
+
+
+def _status(order_id: int) -> str:
+    with session_scope(readonly=True) as session:
+        return session.get(WorkOrder, order_id).status
+
+
+def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway, authed_worker, authed_prefect,
+                                                                       chromium, tmp_path):
+    order_id = waiting_for_review()
+    number, run_id, unit = d.number(order_id), d.run_id(order_id), d.lead(order_id).id
+    add_user(name="li.wei", role="decider", password=PASSWORD, unit=unit)  # the unit's liaison at the hotline
+    add_user(name="wang.fang", role="decider", password=PASSWORD)
+
+    insider = _sign_in(chromium, gateway, "li.wei", f"/runs/flow-run/{run_id}")
+    _approve_in_the_form(insider)
+    insider.get_by_text(f"li.wei acts for {unit}, which acted on work order {number}").first.wait_for(timeout=30_000)
+    insider.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
+    assert _status(order_id) == Status.REPLIED
+    assert d.events(order_id)[-1] == "reply_submitted"
+
+    page = _sign_in(chromium, gateway, "wang.fang", "/runs")
+    failed_api_calls: list[str] = []
+    page.on("response", lambda r: failed_api_calls.append(f"{r.status} {r.url}")
+            if "/api/" in r.url and r.status >= 400 else None)
+    page.get_by_text(number).first.wait_for(timeout=60_000)
+    assert page.url == f"{gateway}/runs" and page.locator("input[type=password]").count() == 0
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+    page.get_by_text(number).first.click()
+    _approve_in_the_form(page)
+
+    approved = _event(order_id, "reply_approved")
+    assert (approved.actor_kind, approved.actor_id) == (ActorKind.SUPERVISOR, "wang.fang")
+    _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("return-visit"))
+    key = f"order-{number.lower()}"
     with authed_prefect.client() as client:
-        stored = client.get(f"/api/flow_runs/{run_id}/input/{response_key}").json()
-    value = json.loads(stored) if isinstance(stored, str) else stored
-    assert value["decided_by"] == "supervisor-lin"
-    now = utcnow()
-    decision = next(row for row in audit_trail(start=now - timedelta(hours=1), end=now, user="supervisor-lin")
-                    if row.action == "decision")
-    assert decision.outcome == 201 and decision.details["typed_name"] == "typed-by-someone"
+        latest = client.post("/api/artifacts/filter", json={
+            "artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}).json()[0]["id"]
+    page.goto(f"{gateway}/artifacts/key/{key}")
+    row = page.locator("tr", has_text="reply_approved").first
+    try:
+        page.get_by_text(latest[:8]).first.click()
+        row.wait_for(timeout=20_000)
+    except Exception:
+        page.screenshot(path="/tmp/gwx/artifact.png", full_page=True)
+        open("/tmp/gwx/artifact.html", "w").write(page.content())
+        raise
+    page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
+    assert "wang.fang" in row.inner_text()
     assert failed_api_calls == []
+
+    now = utcnow()
+    decisions = [(row.user, row.outcome, row.target, row.details) for row in audit_trail(
+        start=now - timedelta(hours=1), end=now) if row.action == "decision"]
+    target = f"flow run {number} ({run_id})"
+    assert decisions[0][:3] == ("li.wei", 403, target) and "may not also decide" in decisions[0][3]["refused"]
+    assert decisions[1:] == [("wang.fang", 201, target, {"decision": "approve"})]

@@ -35,7 +35,7 @@ class Received:
 
 
 class ScriptedHandler:
-    """Replies to DATA as scripted, one step per mail: accept, drop (store, then hang up), hold, or a reply line."""
+    """Replies to DATA as scripted, one step per mail: accept, drop (store, then hang up), hold, store_hold, or a reply."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -52,19 +52,26 @@ class ScriptedHandler:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         step = self.script.pop(0) if self.script else "accept"
-        if step == "hold":
-            # Like a server that has the whole message but never answers: the client waits.
+        if step in {"hold", "store_hold"}:
+            # Like a server that has the whole message but never answers: the client waits. With
+            # store_hold the mail is already stored, as when the reply is lost on the way back.
+            if step == "store_hold":
+                self.received.append(self._received(envelope))
             self.holding.set()
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
             return "451 4.3.0 held by the test"
         if step in {"accept", "drop"}:
-            message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-            self.received.append(Received(list(envelope.rcpt_tos), message))
+            self.received.append(self._received(envelope))
             if step == "drop":
                 server.transport.close()
             return "250 OK"
         return step
+
+    @staticmethod
+    def _received(envelope) -> Received:
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        return Received(list(envelope.rcpt_tos), message)
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from portal.app import create_app
-from tests.flows.conftest import ROOT, free_port, stop
+from tests.prefect_fixtures import ROOT, free_port, stop
 from tests.notifications.smtp import use_settings
 
 

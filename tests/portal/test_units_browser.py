@@ -18,7 +18,6 @@ from models.work_order import WorkOrder
 from tasks.relay import relay_once
 from tests.factories import T0, new_order, step
 from tests.flows import driver
-from tests.flows.conftest import own_order_numbers, prefect_api, prefect_client_env, worker  # noqa: F401
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.notifications.smtp import Received, ScriptedHandler, running_smtp
 from tests.portal.live import portal_process, running_portal
@@ -27,6 +26,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 ON_SITE = "city_appearance_life_services.manhole_covers"
+
+
+@pytest.fixture(autouse=True)
+def _numbered(own_order_numbers) -> None:
+    """Order numbers of this test's own: the runs of the last test share the Prefect server with others."""
 
 
 @pytest.fixture(scope="module")
