@@ -108,15 +108,17 @@ def _sqlite_room(session: Session) -> Iterator[None]:
     if session.get_bind().dialect.name != "sqlite":
         yield
         return
+    # The driver's own connection: set back even when the session failed, and on the connection that was set.
+    raw = session.connection().connection.dbapi_connection
     settings = {"cache_size": -_CACHE_KIB, "wal_autocheckpoint": _CHECKPOINT_PAGES}
-    before = {name: session.connection().exec_driver_sql(f"PRAGMA {name}").scalar() for name in settings}
+    before = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in settings}
     for name, value in settings.items():
-        session.connection().exec_driver_sql(f"PRAGMA {name}={int(value)}")
+        raw.execute(f"PRAGMA {name}={int(value)}")
     try:
         yield
     finally:
         for name, value in before.items():
-            session.connection().exec_driver_sql(f"PRAGMA {name}={int(value)}")
+            raw.execute(f"PRAGMA {name}={int(value)}")
 
 
 def _refuse_overlap(session: Session, header: Header) -> None:

@@ -73,8 +73,12 @@ def test_replay_names_the_line_of_an_action_duban_refuses(directory, tmp_path):
     refused = order("X2", at("2021-03-01"), category="city_appearance_life_services.noise", events=[
         ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
         ev(at("2021-03-01", "10:05"), "sign", "unit:housing")])
+    with session_scope() as session:
+        before = _pragmas(session)
     with pytest.raises(ValidationFailed, match=r"line 2: events\[1\] \(sign\)"):
         replay(path=write(tmp_path / "refused.jsonl", [refused]), sweep=None)
+    with session_scope() as session:
+        assert _pragmas(session) == before
 
 
 def test_a_report_that_disagrees_with_published_figures_names_each_figure(directory, generated):
