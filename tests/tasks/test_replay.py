@@ -1,5 +1,6 @@
 """simulate -> replay -> report: the published figures come back out of Duban's own records."""
 
+import gc
 import json
 import os
 import subprocess
@@ -110,9 +111,7 @@ def test_duban_report_check_prints_each_figure_and_fails_on_one_that_differs(dir
 
 
 def test_the_sweeps_share_the_replays_roomy_sqlite_connection_and_it_is_restored_after(directory, tmp_path):
-    late = order("X3", at("2021-03-01"), category="city_appearance_life_services.noise", events=[
-        ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
-        ev(at("2021-03-05", "10:05"), "sign", "unit:ecology_environment")])
+    late = _signed_late("X3")
     seen: list[tuple[int, int]] = []
 
     def sweep(now):
@@ -135,3 +134,23 @@ def _pragmas(session) -> tuple[int, int]:
         return (0, 0)
     return tuple(session.connection().exec_driver_sql(f"PRAGMA {name}").scalar()
                  for name in ("cache_size", "wal_autocheckpoint"))
+
+
+def test_the_collector_runs_less_often_during_the_replay_and_as_before_after(directory, tmp_path):
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+
+    def sweep(now):
+        during.append(gc.get_threshold())
+        return supervision_sweep(now)
+
+    replay(path=write(tmp_path / "late.jsonl", [_signed_late("X4")]), sweep=sweep)
+    assert during and all(t[0] > before[0] for t in during)
+    assert gc.get_threshold() == before
+
+
+def _signed_late(number: str) -> dict:
+    """An order its unit signs for four days after dispatch: the sweep has deadlines to find meanwhile."""
+    return order(number, at("2021-03-01"), category="city_appearance_life_services.noise", events=[
+        ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
+        ev(at("2021-03-05", "10:05"), "sign", "unit:ecology_environment")])
