@@ -72,6 +72,23 @@ def writer_inside(url: str) -> bool:
 
 
 @contextmanager
+def writes_held(url: str, table: str) -> Iterator[None]:
+    """No one else may write (SQLite: the write lock; PostgreSQL: `table`) until the block ends."""
+    if url.startswith("sqlite"):
+        holder = sqlite3.connect(make_url(url).database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with get_engine(url).connect() as conn, conn.begin():
+        conn.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+        yield
+
+
+@contextmanager
 def slow_inserts(url: str, table: str) -> Iterator[None]:
     """Every insert into `table` takes a while, as on a saturated disk: a transaction stays open long enough."""
     engine = get_engine(url)

@@ -1,5 +1,7 @@
 """Lifecycle runs killed with their worker: mid-transition, and several in flight; the reconciler brings them back."""
 
+import os
+import signal
 import time
 from collections import Counter
 
@@ -11,11 +13,11 @@ from tasks.runs import reconcile_runs
 from tests.faults import invariants as inv
 from tests.faults.processes import (
     freeze_inside_write,
-    freeze_when,
     kill9,
     slow_inserts,
     wait_until,
     writer_inside,
+    writes_held,
 )
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
@@ -113,16 +115,22 @@ def test_worker_killed_with_runs_in_flight_loses_no_order_and_repeats_no_transit
     wait_until(lambda: all(_waiting(o, "unit-sign") for o in ids), "every run waiting for its unit")
     before, numbers = inv.counts(), inv.numbers()
     fault.before(before)
+    os.kill(worker.process.pid, signal.SIGSTOP)  # every run woken before the worker polls again: one claim for all
     for order_id in ids:
         d.sign(order_id)  # committed at once; each wakes its run
 
-    def in_flight() -> int:
-        return sum(1 for o in ids if _state(o).type.value in {"PENDING", "RUNNING"})
+    def claimed() -> list[str]:
+        return [_state(o).type.value for o in ids]
 
-    slices = freeze_when(worker.process.pid, lambda: in_flight() == len(ids), slice_s=0.02)
-    kill9(worker.process)
+    # A woken run reads the order, then records how far it has told its story: held at that write, the
+    # worker has claimed every run (its event loop waits on the one that is running).
+    with writes_held(db_url, "run_cursors"):
+        os.kill(worker.process.pid, signal.SIGCONT)
+        wait_until(lambda: set(claimed()) == {"PENDING", "RUNNING"}, "every woken run claimed by the worker")
+        kill9(worker.process)
     wait_until(lambda: not writer_inside(db_url), "the killed worker's transactions to end")
-    fault.injected(f"kill -9 of the worker with all {len(ids)} lifecycle runs in flight (caught after {slices} slices)")
+    fault.injected(f"kill -9 of the worker with all {len(ids)} lifecycle runs in flight ({', '.join(claimed())}), "
+                   "one of them held at its first write")
     signed = inv.counts()
     assert signed.transitions == before.transitions + len(ids), "the units' actions stay committed"
 
