@@ -24,8 +24,8 @@ from models.lifecycle import Action
 from models.records import OrderCounter
 from models.work_order import WorkOrder
 from tasks import held
-from tasks.history_format import LOCAL, EventRecord, HistoryError, OrderRecord, canonical_payload
 from tasks.executemany import executemany
+from tasks.history_format import LOCAL, EventRecord, HistoryError, OrderRecord, canonical_payload
 from tasks.history_parse import Directory
 from tasks.numbers import allocate_numbers
 from tasks.policy_store import current_policy

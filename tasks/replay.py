@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,8 @@ def _fewer_collections() -> Iterator[None]:
 
 @contextmanager
 def _sqlite_room(session: Session) -> Iterator[None]:
-    """On SQLite, for the replay's connection and while it runs: a page cache the size of a year's hot pages,
-    and a checkpoint every 64 MiB of log rather than every 4 MiB; both as they were afterwards.
+    """On SQLite, for the replay's connection while it runs: a page cache for a year's hot pages and a log
+    checkpoint every 64 MiB rather than every 4 MiB; both set back afterwards.
 
     SQLite keeps 2 MB of pages by default, so a year's indexes would go back and forth to the operating
     system on every hour's writes, and it would copy the log back (two fsyncs) about ten times as often.
@@ -186,7 +186,8 @@ class _Clock:
         self.next_due: datetime | None = None
         # Orders the sweep may have changed since they were last held: read again before the next step.
         self.stale: set[int] = set()
-        self.open_day: object = None
+        # The local day of the open transaction.
+        self.open_day: date | None = None
 
     def add(self, record: OrderRecord) -> None:
         if self.day and _local_day(record) != _local_day(self.day[0]):

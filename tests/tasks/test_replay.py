@@ -124,7 +124,7 @@ def test_the_sweeps_share_the_replays_roomy_sqlite_connection_and_it_is_restored
     summary = replay(path=write(tmp_path / "late.jsonl", [late]), sweep=sweep)
     assert summary.sweeps == len(seen) > 0 and summary.rungs > 0
     if directory.startswith("sqlite"):
-        assert set(seen) == {(-256 * 1024, 16384)} and before == (-2000, 1000)
+        assert set(seen) == {(-256 * 1024, 16384)} != {before}
     with session_scope() as session:
         assert _pragmas(session) == before
 
