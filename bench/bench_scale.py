@@ -55,6 +55,7 @@ def measure(mode: str, orders: int, in_flight: int, timeout: float) -> dict:
             summary = party.verify()
             deployment.reached("verified")
         per_worker = deployment.runs_per_worker() if mode == "scaled" else {}
+        per_relay = deployment.sent_per_relay() if mode == "scaled" else {}
     finally:
         deployment.down()
         smtp.stop()
@@ -62,7 +63,7 @@ def measure(mode: str, orders: int, in_flight: int, timeout: float) -> dict:
     for name, seconds in after.items():
         cpu[group(name)] += seconds - before.get(name, 0)
     return {"mode": mode, "orders": orders, "wall": wall, "cpu": dict(cpu), "party": party_after - party_before,
-            "per_worker": per_worker, "summary": summary, "startup": deployment.milestones, "acts": dict(party.acts)}
+            "per_worker": per_worker, "per_relay": per_relay, "summary": summary, "startup": deployment.milestones}
 
 
 def report(result: dict) -> None:
@@ -72,7 +73,8 @@ def report(result: dict) -> None:
     print(f"{result['mode']}: {n} orders in {result['wall']:.0f} s = {n / result['wall'] * 3600:,.0f} dispatched "
           f"orders/hour through the whole lifecycle; CPU per order {total / n:.2f} s ({parts}); "
           f"the simulated people {result['party'] / n:.2f} s")
-    print(f"  {result['summary']}; flow runs per worker {result['per_worker'] or '-'}; start-up {result['startup']}")
+    print(f"  {result['summary']}; flow runs per worker {result['per_worker'] or '-'}; "
+          f"notices per relay {result['per_relay'] or '-'}; start-up {result['startup']}")
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ def _child(phase: str, *flags: str, **args: object) -> dict:
 
 def _measured(result: dict, started: float, cpu: float) -> None:
     result |= {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-               "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+               "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+               "load_after": round(os.getloadavg()[0], 1)}
     print(json.dumps(result, default=str))
 
 
@@ -154,7 +155,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     year = work / f"zhuzhou-2021-x{args.scale:g}.jsonl"
     print(f"work in {work}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    results = {"generate": _child("generate", scale=args.scale, seed=args.seed, file=year)}
+    results = {"load_before": round(os.getloadavg()[0], 1),
+               "generate": _child("generate", scale=args.scale, seed=args.seed, file=year)}
     targets = [("SQLite", f"sqlite:///{work}/year.db", f"sqlite:///{work}/floor.db")]
     if args.pg_url:
         base = args.pg_url.rsplit("/", 1)[0]
@@ -175,16 +177,18 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
     lines = [f"Generation: {g['orders']:,} orders, {g['calls']:,} call-log rows, {g['actions']:,} actions, "
              f"{g['bytes'] / 1e6:.0f} MB: {g['seconds']} s wall, {g['cpu_seconds']} s CPU, "
              f"peak {g['peak_mb']} MB.",
+             f"Load average (1 min) {results['load_before']} before the run, {g['load_after']} after generation.",
              "", "| database | replay wall | replay CPU | peak memory | transitions | sweeps (rungs) | sweep time "
-             "| floor inserts | floor rows | replay / floor | report |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| floor inserts | floor rows | replay / floor | report | load after replay |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("SQLite", "PostgreSQL"):
         if name not in results:
             continue
         r, f, p = results[name]["replay"], results[name]["floor"], results[name]["report"]
         lines.append(f"| {name} | {r['seconds']} s | {r['cpu_seconds']} s | {r['peak_mb']} MB | {r['transitions']:,} "
                      f"| {r['sweeps']:,} ({r['rungs']:,}) | {r['sweep_seconds']} s | {f['insert_seconds']} s | "
-                     f"{f['rows']:,} | {results[name]['ratio']} | {p['seconds']} s |")
+                     f"{f['rows']:,} | {results[name]['ratio']} | {p['seconds']} s ({p['cpu_seconds']} s CPU) "
+                     f"| {r['load_after']} |")
     for name in ("SQLite", "PostgreSQL"):
         if name in results:
             checks = results[name]["report"]["checks"]

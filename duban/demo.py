@@ -19,7 +19,7 @@ from duban.errors import DubanError
 from duban.orchestrator import ensure_server, prefect_env, server_healthy
 from duban.processes import stop_child
 from duban.settings import ROOT
-from models.directory import Category, District
+from models.directory import Category, District, Unit
 from models.enums import FINAL_STATUSES, Channel, ItemType
 from models.records import Event, RunCursor
 from models.work_order import WorkOrder
@@ -56,6 +56,7 @@ WHEN = ("每天晚上", "连续一周", "近三天", "今天上午", "周末", "
 ASKS = ("请尽快核实处理。", "希望相关部门到现场查看。", "请给予答复。", "已影响正常生活，请督促解决。",
         "此前反映过一次，至今未解决。", "请明确责任单位。")
 SURNAMES = "张王李刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+GIVEN = ("建国", "秀英", "伟", "芳", "志强", "丽华", "海燕", "军", "桂兰", "明", "小红", "德华", "玉梅", "勇", "静")
 
 
 def feed(rng: random.Random, count: int, tally: Tally) -> None:
@@ -70,6 +71,7 @@ def feed(rng: random.Random, count: int, tally: Tally) -> None:
         streets = session.execute(select(District.code, District.name_zh, District.parent_id)
                                   .where(District.parent_id.is_not(None))).all()
         parents = dict(session.execute(select(District.id, District.code).where(District.parent_id.is_(None))).all())
+        officials = set(session.scalars(select(Unit.leader_name)))  # a citizen never shares a leader's name
         earlier: list[dict] = []
         for _ in range(count):
             channel, item_type = _pick(rng, CHANNEL_MIX), _pick(rng, TYPE_MIX)
@@ -78,7 +80,9 @@ def feed(rng: random.Random, count: int, tally: Tally) -> None:
             else:
                 item = _item(rng, rng.choice(leaves), rng.choice(streets), parents)
                 earlier.append(item)
-            name = rng.choice(SURNAMES) + rng.choice(["先生", "女士", "某"])
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+            while name in officials:
+                name = rng.choice(SURNAMES) + rng.choice(GIVEN)
             create_order(session=session, channel=channel, item_type=item_type, **item, citizen_name=name,
                          citizen_phone=f"1{rng.choice('3578')}{rng.randint(100000000, 999999999)}",
                          confidential=rng.random() < 0.05)

@@ -82,7 +82,8 @@ class PostgresLock:
         try:
             return bool(self.connection.scalar(text(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-                "AND classid = :cls AND objid = :key AND objsubid = 2 AND granted"), {"cls": LOCK_CLASS, "key": self.key}))
+                "AND classid = :cls AND objid = :key AND objsubid = 2 AND granted"),
+                {"cls": LOCK_CLASS, "key": self.key}))
         except Exception as exc:  # noqa: BLE001 - a lost connection is a lost lock, whatever the error
             log.error("the %s lock's connection failed (%s): the lock is lost", self.name, exc)
             self._drop()

@@ -46,6 +46,15 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
+def drain_to_prefect(timeout_s: float = 10) -> None:
+    """Send the log lines and events this process still holds to the Prefect server, waiting a bounded time."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 def serve(role: Role, *, start_server: bool = True) -> None:
     """Run the role's services until interrupted."""
     from duban.settings import get_settings
@@ -67,6 +76,9 @@ def serve(role: Role, *, start_server: bool = True) -> None:
             server = ensure_server()
             if server is not None:
                 stack.callback(stop_child, server)
+                # Runs after every service stopped, before the server does: what they logged reaches it now,
+                # instead of the process retrying a server that is gone for a minute at exit.
+                stack.callback(drain_to_prefect)
         for each in set(Role) if role == Role.ALL else {role}:
             for start in SERVICES[each]:
                 start(stack)

@@ -9,12 +9,14 @@ for the order: the reconciler wakes every run that waits on an older version of 
 
 import logging
 import threading
+import time
 from contextlib import suppress
 from typing import Any
 
 from tasks.runs import wake_order_runs
 
 log = logging.getLogger(__name__)
+GATHER_S = 0.05
 
 
 class Waker:
@@ -45,6 +47,9 @@ class Waker:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._pending)
+            # A moment for the rest of a burst to queue: one query and one read of runs serve them all.
+            time.sleep(GATHER_S)
+            with self._changed:
                 batch, self._pending, self._busy = sorted(self._pending), set(), True
             try:
                 wake_order_runs(order_ids=batch, client=self._open_client)

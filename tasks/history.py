@@ -16,6 +16,7 @@ from models.lifecycle import TRANSITIONS
 from models.records import Event
 from models.work_order import WorkOrder
 from tasks import held
+from tasks.executemany import executemany
 from tasks.history_apply import Lookups, Step, apply_steps, bump_counters, format_payload, load_lookups, receive
 from tasks.history_format import (
     LOCAL,
@@ -33,6 +34,7 @@ from tasks.history_format import (
 from tasks.history_parse import read_records
 
 ACTION_OF_EVENT = {rule.event: action for action, rule in TRANSITIONS.items()}
+_INSERT_CALLS = insert(Call.__table__)
 _BATCH = 2000
 
 Progress = Callable[[int], None]
@@ -158,8 +160,8 @@ def import_calls(session: Session, records: list[CallRecord], summary: ImportSum
     new = [dict(ref=r.ref, at=r.at, channel=r.channel, outcome=r.outcome, order_number=r.order, note=r.note)
            for r in records if r.ref not in stored]
     if new:
-        # Core, not the ORM's bulk insert: that one splits the rows wherever a None column comes or goes.
-        session.execute(insert(Call.__table__), new)
+        # Not the ORM's bulk insert: that one splits the rows wherever a None column comes or goes.
+        executemany(session.connection(), _INSERT_CALLS, new)
         summary.calls_added += len(new)
 
 

@@ -8,7 +8,7 @@ from prefect.states import Paused, Running
 from duban.executor import Executor
 
 
-def test_a_run_another_worker_already_took_and_suspended_is_skipped_not_fatal(prefect_client_env):  # noqa: F811
+def test_a_run_another_worker_already_took_and_suspended_is_skipped_not_fatal(prefect_client_env):
     async def scenario() -> tuple[int, list[str]]:
         executor = Executor(limit=4, name="worker-test")
         await executor.register({"reconcile"})

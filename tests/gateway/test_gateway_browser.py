@@ -52,7 +52,7 @@ def _approve_in_the_form(page: Page) -> None:
     dialog.get_by_role("button", name="Submit").click()
 
 
-def _event(order_id: int, name: str, timeout: float = 90) -> Event:
+def _event(order_id: int, name: str, timeout: float = 180) -> Event:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(readonly=True) as session:

@@ -5,7 +5,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, make_url, text
+
+from tests.prefect_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy.md"
@@ -34,12 +35,6 @@ LOCAL = {
                   "PREFECT_API_URL", "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_HOME"},
 }
 DECIDER, DECIDER_PASSWORD = "wang.fang", "scale-test-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def doc_blocks() -> list[tuple[str, str]]:
@@ -268,8 +263,8 @@ class Scaled(Deployment):
             "DUBAN_PORTAL_HOST": "127.0.0.1", "DUBAN_PORTAL_PORT": str(self.ports[0][0]),
             "DUBAN_GATEWAY_HOST": "127.0.0.1", "DUBAN_GATEWAY_PORT": str(self.ports[0][1]),
             "DUBAN_GATEWAY_SECURE_COOKIES": "false", "DUBAN_UPLOAD_DIR": str(work / "uploads"),
-            "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port), "DUBAN_SMTP_USER": "duban@example.gov.cn",
-            "DUBAN_SMTP_PASSWORD": "", "DUBAN_SMTP_STARTTLS": "false",
+            "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
+            "DUBAN_SMTP_USER": "duban@example.gov.cn", "DUBAN_SMTP_PASSWORD": "", "DUBAN_SMTP_STARTTLS": "false",
             "DUBAN_DB_POOL_SIZE": str(pool[0]), "DUBAN_DB_MAX_OVERFLOW": str(pool[1])}
         self.prefect_env = self._settings(PREFECT_ENV, local_prefect)
         self.env = self._settings(DUBAN_ENV, local_duban)
@@ -326,6 +321,11 @@ class Scaled(Deployment):
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
+    def sent_per_relay(self) -> dict[str, int]:
+        """Notices each relay sent, from the lines `duban relay` prints per pass."""
+        return {name: sum(int(n) for n in re.findall(r"relay: (\d+) sent", self.log(name)))
+                for name in self.processes if name.startswith("relay-")}
+
     def runs_per_worker(self) -> dict[str, int]:
         """Flow runs each worker took (started or resumed), from its log."""
         return {name: len(re.findall(rf"worker {name} took flow run", self.log(name)))
@@ -342,9 +342,10 @@ class Embedded(Deployment):
         self.auth = ""
         self.db_url = f"sqlite:///{work / 'duban.db'}"
         self.portals, self.gateways = [f"http://127.0.0.1:{portal}"], [f"http://127.0.0.1:{gateway}"]
-        self.env = {"DUBAN_DATABASE_URL": self.db_url, "PREFECT_API_URL": self.api, "PREFECT_HOME": str(work / "prefect"),
-                    "DUBAN_PORTAL_BASE_URL": self.portals[0], "DUBAN_PORTAL_PORT": str(portal),
-                    "DUBAN_GATEWAY_PORT": str(gateway), "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
+        self.env = {"DUBAN_DATABASE_URL": self.db_url, "PREFECT_API_URL": self.api,
+                    "PREFECT_HOME": str(work / "prefect"), "DUBAN_PORTAL_BASE_URL": self.portals[0],
+                    "DUBAN_PORTAL_PORT": str(portal), "DUBAN_GATEWAY_PORT": str(gateway),
+                    "DUBAN_SMTP_HOST": "127.0.0.1", "DUBAN_SMTP_PORT": str(smtp_port),
                     "DUBAN_UPLOAD_DIR": str(work / "uploads")}
 
     def up(self) -> None:

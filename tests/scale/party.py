@@ -191,7 +191,7 @@ class Party:
         elif wait == "unit-sign":
             ok, step = self.unit_acts(number, order_id, "sign", {}), "sign"
         elif wait == "unit-reply" and s == "extension" and "extension" not in script.done:
-            due = (datetime.now(LOCAL) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M")
+            due = (datetime.now(LOCAL) + timedelta(days=12)).strftime("%Y-%m-%dT%H:%M")
             ok, step = self.unit_acts(number, order_id, "extension", {"reason": "需协调多个部门",
                                                                       "new_due_at": due}), "extension"
         elif wait == "unit-reply":

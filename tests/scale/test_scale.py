@@ -27,17 +27,19 @@ def test_the_documented_deployment_takes_every_order_where_its_scenario_says(tmp
             deployment.reached("orders final")
             party.wait_mail_sent()
             summary = party.verify()
-        shared = deployment.runs_per_worker()
+        shared, relays = deployment.runs_per_worker(), deployment.sent_per_relay()
         cpu = sum(deployment.cpu().values()) + sum(os.times()[:2])
         clocks = deployment.log("clock-a"), deployment.log("clock-b")
     finally:
         deployment.down()
         smtp.stop()
-    print(f"\n{summary}; flow runs per worker: {shared}; acts: {dict(party.acts)}; at: {deployment.milestones}; "
-          f"CPU of every process and this one: {cpu:.0f} s")
+    print(f"\n{summary}; flow runs per worker: {shared}; notices per relay: {relays}; acts: {dict(party.acts)}; "
+          f"at: {deployment.milestones}; CPU of every process and this one: {cpu:.0f} s")
     assert summary["orders"] == ORDERS
     assert {s.scenario for s in party.scripts.values()} == set(SCENARIOS) or ORDERS < len(SCENARIOS)
     assert sorted(shared) == ["worker-1", "worker-2"] and all(n > 0 for n in shared.values()), shared
     assert sum(shared.values()) >= summary["lifecycle_runs"]
+    # Each notice is sent once, by one of the relays (or by the `relay` deployment's run every five minutes).
+    assert 0 < sum(relays.values()) <= summary["notices"] and summary["duplicate_mails"] == 0, relays
     assert set(party.last_worker) <= {"worker-1", "worker-2"}, party.last_worker  # the label each run carries
     assert "clock active" in clocks[0] and "clock active" not in clocks[1] and "clock standing by" in clocks[1]

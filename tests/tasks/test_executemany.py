@@ -1,6 +1,7 @@
 """tasks.executemany writes the very rows Core's executemany writes, on both databases."""
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text, update
@@ -72,7 +73,9 @@ def test_sqlite_times_are_the_text_core_stores():
 
     core = insert(EVENTS).compile(dialect=sqlite.dialect(), column_keys=["at"])._bind_processors["at"]
     for moment in (datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 10, 1, 0, 0, 0, 5, tzinfo=CST),
-                   datetime(2021, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5)))):
+                   datetime(2021, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+                   datetime(2021, 2, 12, 8, tzinfo=ZoneInfo("Asia/Shanghai")),
+                   datetime(2021, 6, 1, tzinfo=ZoneInfo("UTC"))):
         assert sqlite_utc(moment) == core(moment)
     assert sqlite_utc(None) is None
     with pytest.raises(ValueError, match="naive datetime"):

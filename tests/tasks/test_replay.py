@@ -1,5 +1,6 @@
 """simulate -> replay -> report: the published figures come back out of Duban's own records."""
 
+import gc
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.errors import ValidationFailed
 from models.records import Event
-from tasks.replay import replay
+from tasks.replay import replay, supervision_sweep
 from tasks.report import build_report
 from tasks.report_check import check_report
 from tasks.report_render import paragraph_zh
@@ -73,8 +74,12 @@ def test_replay_names_the_line_of_an_action_duban_refuses(directory, tmp_path):
     refused = order("X2", at("2021-03-01"), category="city_appearance_life_services.noise", events=[
         ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
         ev(at("2021-03-01", "10:05"), "sign", "unit:housing")])
+    with session_scope() as session:
+        before = _pragmas(session)
     with pytest.raises(ValidationFailed, match=r"line 2: events\[1\] \(sign\)"):
         replay(path=write(tmp_path / "refused.jsonl", [refused]), sweep=None)
+    with session_scope() as session:
+        assert _pragmas(session) == before
 
 
 def test_a_report_that_disagrees_with_published_figures_names_each_figure(directory, generated):
@@ -103,3 +108,49 @@ def test_duban_report_check_prints_each_figure_and_fails_on_one_that_differs(dir
     bad = subprocess.run([*command, str(differing)], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1
     assert "1 of 2 figures differ from differing.json: valid_items_accepted" in bad.stderr
+
+
+def test_the_sweeps_share_the_replays_roomy_sqlite_connection_and_it_is_restored_after(directory, tmp_path):
+    late = _signed_late("X3")
+    seen: list[tuple[int, int]] = []
+
+    def sweep(now):
+        with session_scope() as session:
+            seen.append(_pragmas(session))
+        return supervision_sweep(now)
+
+    with session_scope() as session:
+        before = _pragmas(session)
+    summary = replay(path=write(tmp_path / "late.jsonl", [late]), sweep=sweep)
+    assert summary.sweeps == len(seen) > 0 and summary.rungs > 0
+    if directory.startswith("sqlite"):
+        assert set(seen) == {(-256 * 1024, 16384)} and before == (-2000, 1000)
+    with session_scope() as session:
+        assert _pragmas(session) == before
+
+
+def _pragmas(session) -> tuple[int, int]:
+    if session.get_bind().dialect.name != "sqlite":
+        return (0, 0)
+    return tuple(session.connection().exec_driver_sql(f"PRAGMA {name}").scalar()
+                 for name in ("cache_size", "wal_autocheckpoint"))
+
+
+def test_the_collector_runs_less_often_during_the_replay_and_as_before_after(directory, tmp_path):
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+
+    def sweep(now):
+        during.append(gc.get_threshold())
+        return supervision_sweep(now)
+
+    replay(path=write(tmp_path / "late.jsonl", [_signed_late("X4")]), sweep=sweep)
+    assert during and all(t[0] > before[0] for t in during)
+    assert gc.get_threshold() == before
+
+
+def _signed_late(number: str) -> dict:
+    """An order its unit signs for four days after dispatch: the sweep has deadlines to find meanwhile."""
+    return order(number, at("2021-03-01"), category="city_appearance_life_services.noise", events=[
+        ev(at("2021-03-01", "09:05"), "dispatch", "staff:desk-01", unit="ecology_environment"),
+        ev(at("2021-03-05", "10:05"), "sign", "unit:ecology_environment")])
