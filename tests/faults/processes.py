@@ -65,10 +65,12 @@ def writer_inside(url: str) -> bool:
         finally:
             probe.close()
     with get_engine(url).connect() as conn:
-        # A backend with a transaction id has written (or locked rows) in a transaction not yet ended.
+        # A backend with a transaction id has written (or locked rows) in a transaction not yet ended,
+        # and is not committing it right now.
         return bool(conn.execute(text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL")).scalar())
+            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL "
+            "AND NOT (state = 'active' AND query ILIKE 'commit%')")).scalar())
 
 
 @contextmanager
@@ -117,13 +119,18 @@ def _stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in {"T", "t"}
 
 
-def freeze_when(pid: int, condition: Callable[[], bool], *, missed: Callable[[], bool] = lambda: False,
-                slice_s: float = 0.002, timeout: float = 60) -> int | None:
-    """Run the process in short slices, frozen (SIGSTOP) after each, until `condition` holds while it is frozen.
+def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda: True,
+                        missed: Callable[[], bool] = lambda: False, slice_s: float = 0.002,
+                        timeout: float = 60) -> int | None:
+    """Run the process in short slices, frozen (SIGSTOP) after each, until it is frozen inside a write
+    transaction (begun, nothing committed) and `also` holds.
 
     The process stays stopped at that moment, so the kill that follows lands exactly there. Returns
     how many slices it took, or None (the process running on) once `missed` says the moment has passed.
     """
+    def inside() -> bool:
+        return writer_inside(url) and also()
+
     deadline = time.monotonic() + timeout
     slices = 0
     while True:
@@ -133,21 +140,15 @@ def freeze_when(pid: int, condition: Callable[[], bool], *, missed: Callable[[],
         while not _stopped(pid):
             time.sleep(0.0005)
         slices += 1
-        if condition():
+        # Checked twice, a moment apart: a COMMIT the process sent just before it stopped is done by then.
+        if inside() and (time.sleep(0.05) or inside()):
             return slices
         if missed():
             os.kill(pid, signal.SIGCONT)
             return None
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGCONT)
-            raise AssertionError(f"process {pid} was never caught at the moment wanted within {timeout:.0f} s")
-
-
-def freeze_inside_write(pid: int, url: str, *, also: Callable[[], bool] = lambda: True,
-                        missed: Callable[[], bool] = lambda: False, slice_s: float = 0.002,
-                        timeout: float = 60) -> int | None:
-    """freeze_when the process is inside a write transaction (begun, nothing committed) and `also` holds."""
-    return freeze_when(pid, lambda: writer_inside(url) and also(), missed=missed, slice_s=slice_s, timeout=timeout)
+            raise AssertionError(f"process {pid} was never caught inside a write transaction within {timeout:.0f} s")
 
 
 class Portal:
