@@ -32,12 +32,14 @@ class Outages(threading.Thread):
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
         self.url, self.done, self.count = url, threading.Event(), 0
+        self.taken = threading.Event()  # set while the first outage is in place: the load starts into it
 
     def run(self) -> None:
         while not self.done.is_set():
             if self.url.startswith("sqlite"):
                 holder = sqlite3.connect(make_url(self.url).database, isolation_level=None)
                 holder.execute("BEGIN IMMEDIATE")
+                self.taken.set()
                 time.sleep(0.8)  # longer than the portal's busy timeout
                 holder.execute("ROLLBACK")
                 holder.close()
@@ -48,6 +50,7 @@ class Outages(threading.Thread):
                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
                 admin.dispose()
             self.count += 1
+            self.taken.set()
             self.done.wait(0.4)
 
 
@@ -115,6 +118,7 @@ def test_database_restarting_or_locked_under_load_gives_clear_retries_and_loses_
     workers.append(threading.Thread(target=open311_client))
     workers += [threading.Thread(target=unit, args=(o, *link)) for o, link in zip(orders, links, strict=True)]
     outages.start()
+    assert outages.taken.wait(10), "the first outage did not take hold"
     for w in workers:
         w.start()
     for w in workers:
@@ -125,7 +129,7 @@ def test_database_restarting_or_locked_under_load_gives_clear_retries_and_loses_
     fault.injected(f"{outages.count} database outages under load ({what}) while {CLIENTS} channels submitted "
                    f"{CLIENTS * ITEMS_EACH} items, an Open311 client {OPEN311} requests, and {SIGNS} units signed")
     fault.say("refused", ", ".join(f"{n} x {r}" for r, n in Counter(refusals).most_common()))
-    assert outages.count >= 2 and refusals, "the database was taken away while requests were under way"
+    assert outages.count >= 1 and refusals, "the database was taken away while requests were under way"
     unclear = [r for r in refusals if not r.startswith("503 Retry-After 1 ")]
     assert not unclear, f"refusals that are not a clear 503 with Retry-After: {unclear[:3]}"
 

@@ -14,7 +14,7 @@ from models.work_order import WorkOrder
 from tasks.accounts import add_user, audit_trail
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
-from tests.flows.test_recovery import _wait_for
+from tests.flows.test_recovery import _state, _wait_for
 from tests.gateway.helpers import PASSWORD
 
 
@@ -64,6 +64,16 @@ def _event(order_id: int, name: str, timeout: float = 180) -> Event:
     raise TimeoutError(f"no {name} event on order {order_id} within {timeout:.0f} s: {d.events(order_id)}")
 
 
+def _where_it_stopped(order_id: int, worker, failed_api_calls: list[str]) -> str:
+    """What a timed-out decision left behind: the run's state, the decisions audited, the worker's last lines."""
+    now = utcnow()
+    decisions = [(row.user, row.outcome, row.details) for row in audit_trail(start=now - timedelta(hours=1), end=now)
+                 if row.action == "decision"]
+    log = sorted(worker.log_dir.glob("worker-*.log"))[-1].read_text(errors="replace").splitlines()[-40:]
+    return (f"run state: {_state(order_id)}\ndecisions audited: {decisions}\nfailed API calls: {failed_api_calls}\n"
+            "worker log:\n" + "\n".join(log))
+
+
 def _status(order_id: int) -> str:
     with session_scope(readonly=True) as session:
         return session.get(WorkOrder, order_id).status
@@ -93,7 +103,10 @@ def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway,
     page.get_by_text(number).first.click()
     _approve_in_the_form(page)
 
-    approved = _event(order_id, "reply_approved")
+    try:
+        approved = _event(order_id, "reply_approved")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{_where_it_stopped(order_id, authed_worker, failed_api_calls)}") from None
     assert (approved.actor_kind, approved.actor_id) == (ActorKind.SUPERVISOR, "wang.fang")
     _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("return-visit"))
     key = f"order-{number.lower()}"
