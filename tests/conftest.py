@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.prefect_fixtures"]
 PG_URL = os.environ.get("DUBAN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# The longest tests (a minute or more each: a whole deployment, a demo run, every page of the UI, every
+# lifecycle scenario) go first, so that `-n 2` shares them between its workers instead of leaving one to
+# finish the last of them alone while the other has nothing left to do.
+SLOW_FIRST = ("tests/scale/", "tests/security/test_pii.py", "tests/gateway/test_gateway_pages.py",
+              "tests/flows/test_lifecycle.py", "tests/gateway/test_gateway_browser.py", "tests/faults/test_worker_kill.py",
+              "tests/faults/test_prefect_down.py", "tests/flows/test_recovery.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: each module's tests stay together and in their order
 
 
 # One database per test process: concurrent pytest runs on one server never share tables.

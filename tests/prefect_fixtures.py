@@ -107,8 +107,9 @@ class Worker:
         return [int(p) for p in out.split() if int(p) != self.process.pid]
 
 
-# Tests that drive lifecycle runs end to end may run on one database, the production one (PostgreSQL) when it
-# is configured: each costs tens of seconds, and tests/flows runs the lifecycle on both.
+# Tests that drive lifecycle runs end to end, or walk the Prefect UI in Chromium, may run on one database, the
+# production one (PostgreSQL) when it is configured: each costs tens of seconds to minutes, tests/flows runs
+# the lifecycle on both, and what the UI shows does not depend on Duban's database.
 production_database = pytest.mark.parametrize("db_url", BACKENDS[-1:], indirect=True)
 
 

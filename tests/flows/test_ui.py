@@ -6,6 +6,7 @@ from playwright.sync_api import sync_playwright
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.flows.test_recovery import _wait_for
+from tests.prefect_fixtures import production_database
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -20,6 +21,7 @@ def page():
         browser.close()
 
 
+@production_database
 def test_supervisor_finds_the_run_by_order_number_and_opens_its_form(worker, page, tmp_path):
     order_id, other = dispatched_orders(2)
     _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("unit-sign"))

@@ -16,6 +16,7 @@ from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.flows.test_recovery import _state, _wait_for
 from tests.gateway.helpers import PASSWORD
+from tests.prefect_fixtures import production_database
 
 
 def waiting_for_review() -> int:
@@ -79,6 +80,7 @@ def _status(order_id: int) -> str:
         return session.get(WorkOrder, order_id).status
 
 
+@production_database
 def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway, authed_worker, authed_prefect,
                                                                        chromium, tmp_path):
     order_id = waiting_for_review()

@@ -4,6 +4,7 @@ from playwright.sync_api import Page
 
 from tasks.accounts import add_user
 from tests.gateway.helpers import PASSWORD, suspended_run
+from tests.prefect_fixtures import production_database
 
 SECTIONS = ("dashboard", "runs", "flows", "deployments", "work-pools", "blocks", "variables", "automations", "events",
             "concurrency-limits", "artifacts", "settings")
@@ -25,6 +26,7 @@ def _visit_every_page(page: Page, gateway: str, name: str, run_id: str) -> list[
     return failed
 
 
+@production_database
 def test_an_admin_uses_every_page_and_a_viewer_every_page_but_blocks(gateway, authed_prefect, chromium):
     run_id, _ = suspended_run(authed_prefect, name="ZZ-PAGES-000001")
     add_user(name="admin-he", role="admin", password=PASSWORD)
