@@ -7,6 +7,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks import hotspots, kb_upkeep, triage
+from tasks.markup import typed_rows
 
 remind_stale = task(kb_upkeep.remind_stale_articles, name="remind-stale-articles", cache_policy=NO_CACHE)
 send_gap_lists = task(kb_upkeep.send_gap_lists, name="send-kb-gap-lists", cache_policy=NO_CACHE)
@@ -27,7 +28,7 @@ async def remind_stale_articles(at: datetime | None = None) -> dict[str, int]:
                 "%d unanswered questions sent to %d units.",
                 report.reminders, report.cases_opened, report.put_on_notice, gaps.gaps, gaps.units)
     if report.rows:
-        await acreate_table_artifact(key="kb-stale-articles", table=report.rows,
+        await acreate_table_artifact(key="kb-stale-articles", table=typed_rows(report.rows),
                                      description="Knowledge-base articles past or near their review-by date")
     return {"reminders": report.reminders, "cases_opened": report.cases_opened,
             "put_on_notice": report.put_on_notice, "gaps_sent": gaps.gaps}

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.base import utcnow
 from tasks import digest, relay
+from tasks.markup import typed_rows
 
 relay_pass = task(relay.relay_once, name="relay-outbox", cache_policy=NO_CACHE)
 list_incidents = task(relay.incident_rows, name="list-notice-incidents", cache_policy=NO_CACHE)
@@ -28,7 +29,7 @@ async def relay_notifications(limit: int | None = None, lookback_minutes: int = 
     if incidents:
         logger.warning("%d notices could not be delivered; see the notification-incidents artifact.",
                        len(incidents))
-        await acreate_table_artifact(key="notification-incidents", table=incidents,
+        await acreate_table_artifact(key="notification-incidents", table=typed_rows(incidents),
                                      description="Notices that could not be delivered: the order, the kind, the "
                                                  "recipients, and the mail server's reply. Fix the address or the "
                                                  "server, then contact the unit another way.")

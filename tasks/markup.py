@@ -16,3 +16,8 @@ def typed(text: object) -> str:
 def quoted(text: object) -> str:
     """The text as a markdown quote, every line of it."""
     return "\n".join(f"> {typed(line)}" for line in str(text).splitlines() or [""])
+
+
+def typed_rows(rows: list[dict[str, object]]) -> list[dict[str, str]]:
+    """A table artifact's rows with every cell shown as the text it holds (see `typed`)."""
+    return [{key: typed(value) for key, value in row.items()} for row in rows]

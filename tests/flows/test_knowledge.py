@@ -42,7 +42,7 @@ def test_upkeep_flows_remind_alert_and_publish_artifacts(directory, in_process_f
     stale = asyncio.run(remind_stale_articles(at=datetime(2021, 5, 7, 4, tzinfo=UTC)))
     assert stale["reminders"] == 4 and stale["cases_opened"] == 3 and stale["gaps_sent"] == 0
     rows = _latest_artifact("kb-stale-articles")
-    assert {row["code"] for row in rows} == {"KB-HR-001", "KB-HR-002", "KB-GAS-001", "KB-HF-001"}
+    assert {row["code"] for row in rows} == {r"KB\-HR\-001", r"KB\-HR\-002", r"KB\-GAS\-001", r"KB\-HF\-001"}
 
     identity, _ = channel("hotline")
     path = tmp_path / "surge.jsonl"

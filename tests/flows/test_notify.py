@@ -1,6 +1,7 @@
 """The relay flow on a real Prefect server: it sends, and shows supervisors an artifact of the incidents."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -35,7 +36,7 @@ async def _incident_artifacts() -> list:
 
 def test_the_relay_flow_sends_and_publishes_a_5xx_as_an_incident_artifact(smtp, prefect):
     order_in(Status.DISPATCHED)
-    smtp.script = ["554 5.7.1 refused by policy"]
+    smtp.script = ["554 5.7.1 <img src=x onerror=alert(1)> refused by policy"]
     before = len(asyncio.run(_incident_artifacts()))
     result = asyncio.run(relay_notifications())
     assert result == {"claimed": 2, "sent": 1, "retried": 0, "failed": 1, "incidents_listed": 1}
@@ -43,6 +44,8 @@ def test_the_relay_flow_sends_and_publishes_a_5xx_as_an_incident_artifact(smtp, 
     artifacts = asyncio.run(_incident_artifacts())
     assert len(artifacts) == before + 1
     newest = max(artifacts, key=lambda a: a.created)
-    assert "554 5.7.1 refused by policy" in str(newest.data)
+    # The mail server's reply is shown as the text it is: escaped for the markdown the UI renders.
+    [row] = json.loads(newest.data) if isinstance(newest.data, str) else newest.data
+    assert row["error"] == r"server replied 554 5\.7\.1 &lt;img src=x onerror=alert\(1\)&gt; refused by policy"
     assert asyncio.run(send_unit_digests(working_days_only=False)) == {"units": 2}
     assert asyncio.run(relay_notifications())["sent"] == 2
