@@ -89,7 +89,9 @@ def clock() -> None:
     """Run the SLA clock alone in the foreground (`duban serve` runs it too); Ctrl-C stops it."""
     from duban.clock import run_clock
 
-    console.print("clock running; Ctrl-C stops it")
+    # Whether it leads or stands by behind another clock, its log says (it may change while it runs).
+    console.print("clock started: it runs the sweep while it holds the clock lock and stands by while another "
+                  "clock does; Ctrl-C stops it")
     run_clock()
 
 
