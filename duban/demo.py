@@ -1,6 +1,7 @@
 """`duban demo`: a simulated stream of items and simulated units and supervisors, on the real system."""
 
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from sqlalchemy import func, select
 from duban.db import session_scope
 from duban.errors import DubanError
 from duban.orchestrator import ensure_server, prefect_env, server_healthy
-from duban.processes import stop_child
+from duban.processes import die_with_parent, stop_child
 from duban.settings import ROOT
 from models.directory import Category, District, Unit
 from models.enums import FINAL_STATUSES, Channel, ItemType
@@ -277,7 +278,7 @@ def _start_services(started: list[subprocess.Popen]) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / "serve.log", "ab")  # noqa: SIM115 - open as long as the child runs
     started.append(subprocess.Popen([sys.executable, "-m", "duban", "serve", "--no-server"], stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True))
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent))
     console.print(f"duban serve started; its log: {log.name}")
     _wait_for_deployment()
 
@@ -300,6 +301,7 @@ def _wait_for_deployment(timeout: float = 120) -> None:
 def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s: float, timeout_s: float) -> int:
     """Feed items, play every party, and (with exit_at_end) stop when every order is final; return the exit code."""
     rng, tally = random.Random(seed), Tally()
+    signal.signal(signal.SIGTERM, _stop_requested)  # a SIGTERM stops what the demo started, as Ctrl-C does
     party = Party(seed, tally, slow_s)
     started: list[subprocess.Popen] = []
     try:
@@ -334,6 +336,10 @@ def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s:
     finally:
         for process in reversed(started):
             stop_child(process)
+
+
+def _stop_requested(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _summary(tally: Tally, elapsed: float) -> int:

@@ -32,6 +32,10 @@ def prefect_env(api_url: str | None = None) -> dict[str, str]:
         "PREFECT_UI_ENABLED": os.environ.get("PREFECT_UI_ENABLED", "true"),
         # Suspended runs have no timeout; checking them every 5 s costs a third of a core at 5,000 waiting orders.
         "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300",
+        # A woken lifecycle run waits its turn at a worker; marking it Late changes nothing for Duban, and on
+        # SQLite that service's read-then-write transactions failed with "database is locked" thousands of
+        # times in a 200-item demo, holding up resumes and forms (503s) behind them.
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
         "DUBAN_PROJECT_DIR": str(ROOT),
     }
