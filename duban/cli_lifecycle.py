@@ -31,9 +31,11 @@ def demo(items: int = typer.Option(200, min=1, max=100_000, help="how many items
          seed: int = typer.Option(12345, help="seed of the simulated people"),
          feed_s: float = typer.Option(60, min=0, help="spread the items over this many seconds"),
          slow_s: float = typer.Option(150, min=0, help="how long a dawdling unit waits before acting"),
-         timeout_s: float = typer.Option(1800, min=10, help="with --exit, give up after this many seconds")) -> None:
+         stall_s: float = typer.Option(600, min=10, help="with --exit, call the orders stuck when none has moved "
+                                                         "for this many seconds"),
+         timeout_s: float = typer.Option(7200, min=10, help="with --exit, give up after this many seconds")) -> None:
     """Feed simulated items from every channel and play units, supervisors and staff on the real system."""
     from duban.demo import run_demo
 
     raise typer.Exit(run_demo(items=items, exit_at_end=exit_, seed=seed, feed_s=feed_s, slow_s=slow_s,
-                              timeout_s=timeout_s))
+                              timeout_s=timeout_s, stall_s=stall_s))

@@ -260,6 +260,12 @@ def _trigger_intake() -> None:
         client.create_flow_run_from_deployment(deployment.id, parameters={"limit": 500})
 
 
+def _last_event() -> int | None:
+    """The newest event's id: it changes whenever any order moves."""
+    with session_scope(readonly=True) as session:
+        return session.scalar(select(func.max(Event.id)))
+
+
 def _counts() -> tuple[int, int, Counter, Counter]:
     with session_scope(readonly=True) as session:
         total = session.scalar(select(func.count()).select_from(WorkOrder))
@@ -306,7 +312,8 @@ def _wait_for_deployment(timeout: float = 120) -> None:
     raise DubanError("duban serve did not register the deployments in time; see its output above")
 
 
-def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s: float, timeout_s: float) -> int:
+def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s: float, timeout_s: float,
+             stall_s: float = 600) -> int:
     """Feed items, play every party, and (with exit_at_end) stop when every order is final; return the exit code."""
     tally = Tally()
     signal.signal(signal.SIGTERM, _stop_requested)  # a SIGTERM stops what the demo started, as Ctrl-C does
@@ -319,7 +326,7 @@ def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s:
         # run not woken at once is woken by the reconciler.
         with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 1}):
             elapsed = _play(random.Random(seed), Party(seed, tally, slow_s), items=items, exit_at_end=exit_at_end,
-                            feed_s=feed_s, timeout_s=timeout_s)
+                            feed_s=feed_s, timeout_s=timeout_s, stall_s=stall_s)
         return _summary(tally, elapsed)
     except KeyboardInterrupt:
         return _summary(tally, 0)
@@ -329,10 +336,14 @@ def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s:
 
 
 def _play(rng: random.Random, party: Party, *, items: int, exit_at_end: bool, feed_s: float,
-          timeout_s: float) -> float:
-    """Feed the items over feed_s and play every waiting person each second; the seconds it ran."""
-    start = time.monotonic()
-    fed = 0
+          timeout_s: float, stall_s: float) -> float:
+    """Feed the items over feed_s and play every waiting person each second; the seconds it ran.
+
+    With exit_at_end it returns once every order is final, or when the orders are stuck: no event on any
+    order for stall_s, or timeout_s in all.
+    """
+    start = last_move = time.monotonic()
+    fed, last_event = 0, None
     while True:
         due = items if feed_s <= 0 else min(items, int(items * (time.monotonic() - start) / feed_s) + 1)
         if due > fed:
@@ -351,9 +362,14 @@ def _play(rng: random.Random, party: Party, *, items: int, exit_at_end: bool, fe
         total, open_, _, _ = _counts()
         if fed >= items and open_ == 0 and exit_at_end:
             return time.monotonic() - start
-        if exit_at_end and time.monotonic() - start > timeout_s:
-            console.print(f"[red]{open_} orders are still open after {timeout_s:.0f} s[/red]")
-            return time.monotonic() - start
+        now, event = time.monotonic(), _last_event()
+        if event != last_event:
+            last_move, last_event = now, event
+        if exit_at_end and (now - last_move > stall_s or now - start > timeout_s):
+            why = f"nothing moved for {now - last_move:.0f} s" if now - last_move > stall_s else \
+                f"the demo ran {timeout_s:.0f} s"
+            console.print(f"[red]{open_} orders are still open: {why}[/red]")
+            return now - start
         time.sleep(1)
 
 
