@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,26 +50,31 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(5)
 
 
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory) -> Iterator[str]:
-    """A Prefect server on its own SQLite database and a free port, for the whole session."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "true",
-           "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300",
-           "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false"}
+@contextmanager
+def prefect_server(home: Path, **env: str) -> Iterator[str]:
+    """A Prefect server configured as the one Duban starts (`duban.orchestrator.prefect_env`), on its own SQLite
+    database under `home` and a free port, until the block ends; its API URL. `env` adds to its environment."""
+    from duban.orchestrator import prefect_env
+
+    api = f"http://127.0.0.1:{free_port()}/api"
+    port = api.rsplit(":", 1)[1].removesuffix("/api")
+    env = {**os.environ, **prefect_env(api), "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "true", **env}
     log = open(home / "server.log", "wb")  # noqa: SIM115
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                               "--port", port], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait(lambda: _healthy(api), 120, "the Prefect server start")
         yield api
     finally:
         stop(server)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory) -> Iterator[str]:
+    """A Prefect server for the whole session."""
+    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as api:
+        yield api
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 and a worker running lifecycle runs against that server."""
 
 import base64
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +12,7 @@ import pytest
 import uvicorn
 
 from duban.settings import get_settings
-from tests.prefect_fixtures import Worker, _healthy, _wait, free_port, stop
+from tests.prefect_fixtures import Worker, _wait, free_port, prefect_server
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -46,23 +43,9 @@ def settings_read_afresh() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def authed_prefect(tmp_path_factory) -> Iterator[Server]:
     """A Prefect server that refuses every request without its auth string."""
-    home = tmp_path_factory.mktemp("prefect-gateway-home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "true", "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300",
-           "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false"}
-    log = open(home / "server.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    try:
-        _wait(lambda: _healthy(api), 120, "the Prefect server start")
+    with prefect_server(tmp_path_factory.mktemp("prefect-gateway-home"),
+                        PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING) as api:
         yield Server(api)
-    finally:
-        stop(server)
-        log.close()
 
 
 @pytest.fixture
