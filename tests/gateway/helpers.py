@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import uuid
 
 import httpx
@@ -45,15 +46,26 @@ def suspended_run(server, *, name: str) -> tuple[str, str]:
     keyset = {"description": f"suspended-{key}-description", "response": f"suspended-{key}-response",
               "schema": f"suspended-{key}-schema"}
     with server.client() as client:
-        flow = client.post("/api/flows/", json={"name": "run-order-lifecycle"}).json()
+        flow = _post(client, "/api/flows/", {"name": "run-order-lifecycle"})
         # A suspended run resumes into Scheduled, which the server allows only for a deployment's runs.
-        deployment = client.post("/api/deployments/", json={"name": "lifecycle", "flow_id": flow["id"]}).json()
-        run = client.post("/api/flow_runs/", json={
+        deployment = _post(client, "/api/deployments/", {"name": "lifecycle", "flow_id": flow["id"]})
+        run = _post(client, "/api/flow_runs/", {
             "flow_id": flow["id"], "deployment_id": deployment["id"], "name": name,
             "state": {"type": "PAUSED", "name": "Suspended", "state_details": {
-                "pause_reschedule": True, "pause_key": key, "run_input_keyset": keyset}}}).json()
+                "pause_reschedule": True, "pause_key": key, "run_input_keyset": keyset}}})
         for key_name, value in (("schema", SCHEMA), ("description", f"### 回复审核 Reply review of {name}")):
-            saved = client.post(f"/api/flow_runs/{run['id']}/input", json={"key": keyset[key_name],
-                                                                           "value": json.dumps(value)})
-            assert saved.status_code == 201, saved.text
+            _post(client, f"/api/flow_runs/{run['id']}/input", {"key": keyset[key_name], "value": json.dumps(value)})
     return run["id"], keyset["response"]
+
+
+def _post(client: httpx.Client, path: str, body: dict) -> dict:
+    """POST to the server as Prefect's own client does: a 503 (its SQLite database busy) is sent again."""
+    for delay in (0.25, 0.5, 1, 2, 4):
+        answer = client.post(path, json=body)
+        if answer.status_code != 503:
+            break
+        time.sleep(delay)
+    else:
+        answer = client.post(path, json=body)
+    assert answer.status_code in (200, 201), f"{path}: {answer.status_code} {answer.text}"
+    return answer.json()
