@@ -76,7 +76,7 @@ class Assignment(Base):
     __tablename__ = "assignments"
     __table_args__ = (
         enum_check("role", AssignmentRole),
-        Index("ix_assignments_order_active", "work_order_id", "active"),
+        Index("ix_assignments_order_unit_active", "work_order_id", "unit_id", "active"),
         Index("ix_assignments_unit_active", "unit_id", "active"),
     )
 

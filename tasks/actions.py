@@ -21,6 +21,7 @@ from models.lifecycle import Action
 from models.policy_schema import category_matches
 from models.requests import ExtensionRequest
 from models.work_order import Assignment, WorkOrder
+from tasks import held
 from tasks.deadlines import order_policy, refresh_next_due
 from tasks.outbox import enqueue_notice
 from tasks.runs import wake_order_run
@@ -101,7 +102,7 @@ def needs_on_site_evidence(session: Session, order: WorkOrder) -> bool:
     """Whether the order's category is one where units must go to the scene before returning it."""
     if order.category_id is None:
         return False
-    code = session.get(Category, order.category_id).code
+    code = held.row(session, Category, order.category_id).code
     on_site = order_policy(session, order).escalation.buck_passing.on_site_categories
     return any(category_matches(prefix, code) for prefix in on_site)
 

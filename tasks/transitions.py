@@ -88,15 +88,15 @@ def transition(
         raise InvalidTransition(order.number, source, action)
     if actor.kind not in rule.actors:
         raise InvalidTransition(order.number, source, action, f"a {actor.kind} may not {action}")
-    if actor.kind == ActorKind.UNIT:
-        _check_unit(session, order, action, actor)
-
-    # One UPDATE of the order per transition, so its version moves by exactly one.
-    with session.no_autoflush:
-        details = effects.apply(session, order=order, action=action, actor=actor, at=at, payload=payload)
-        order.status = rule.target
-        order.updated_at = at
-        refresh_next_due(session, order)
+    with held.order_assignments(session, order.id):
+        if actor.kind == ActorKind.UNIT:
+            _check_unit(session, order, action, actor)
+        # One UPDATE of the order per transition, so its version moves by exactly one.
+        with session.no_autoflush:
+            details = effects.apply(session, order=order, action=action, actor=actor, at=at, payload=payload)
+            order.status = rule.target
+            order.updated_at = at
+            refresh_next_due(session, order)
     row = dict(
         work_order_id=order.id, unit_id=actor.unit_id, name=rule.event, actor_kind=actor.kind,
         actor_id=actor.id, at=at, from_status=source, to_status=rule.target,
