@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import httpx
-from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from rich.console import Console
 from sqlalchemy import func, select
@@ -27,7 +28,7 @@ from models.records import Event, RunCursor
 from models.work_order import WorkOrder
 from tasks import actions
 from tasks.orders import active_lead, create_order
-from tasks.runs import wake_order_run
+from tasks.runs import wake_order_runs
 from tasks.transitions import Actor
 
 console = Console()
@@ -46,6 +47,7 @@ class Tally:
     acts: Counter = field(default_factory=Counter)
     decisions: Counter = field(default_factory=Counter)
     refused: int = 0
+    postponed: int = 0
 
 
 def _pick(rng: random.Random, mix: list[tuple[object, int]]):
@@ -107,8 +109,9 @@ def _item(rng: random.Random, leaf, street, parents: dict[int, str]) -> dict:
 class Party:
     """Simulated units, supervisors and hotline staff, each order with its own seeded temperament."""
 
-    def __init__(self, seed: int, tally: Tally, slow_s: float) -> None:
+    def __init__(self, seed: int, tally: Tally, slow_s: float, client) -> None:
         self.seed, self.tally, self.slow_s = seed, tally, slow_s
+        self.client = client  # one Prefect client for every click: opening one costs more than the click
         self.first_seen: dict[tuple[int, str], float] = {}
         self.asked_extension: set[int] = set()
         self.returned: set[int] = set()
@@ -125,7 +128,7 @@ class Party:
         if waited_on.isdigit() and int(waited_on) != _version(order_id):
             # The order moved on since the run began to wait, and the busy server refused its wake-up:
             # wake it now rather than leave it to the reconciler's next pass.
-            wake_order_run(order_id)
+            self._wake(order_id)
             return
         seen = self.first_seen.setdefault((order_id, key), time.monotonic())
         try:
@@ -136,9 +139,12 @@ class Party:
         except DubanError as exc:
             self.tally.refused += 1
             console.print(f"[yellow]{order_id}: {kind} refused: {exc}[/yellow]")
-        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+        except (httpx.HTTPError, PrefectHTTPStatusError):
             # A busy Prefect server (SQLite under load answers 503): the person tries again next round.
-            console.print(f"[yellow]{order_id}: {kind} postponed: {exc.__class__.__name__}[/yellow]")
+            self.tally.postponed += 1
+
+    def _wake(self, order_id: int) -> None:
+        wake_order_runs(order_ids=[order_id], client=lambda: self.client)
 
     def _unit(self, order_id: int, kind: str, seen: float) -> None:
         rng = self.rng(order_id, kind)
@@ -147,30 +153,34 @@ class Party:
         if rng.random() < 0.12 and self.dawdling.setdefault(order_id, seen) == seen:
             if time.monotonic() - seen < self.slow_s:
                 return
+        # The action commits, then the run is woken over the party's own client, as the portal does.
+        with session_scope() as session:
+            self._unit_acts(order_id, kind, rng, session)
+        self._wake(order_id)
+
+    def _unit_acts(self, order_id: int, kind: str, rng: random.Random, session) -> None:
         actor = _lead(order_id)
         if kind == "unit-sign":
             if order_id not in self.returned and rng.random() < 0.12:
                 self.returned.add(order_id)
                 evidence = "已到现场核实，不属我单位职责" if rng.random() < 0.5 else ""
                 outcome = actions.request_return(order_id=order_id, actor=actor, reason="不属于本单位职责范围",
-                                                 evidence_note=evidence)
+                                                 evidence_note=evidence, session=session)
                 self.tally.acts["auto-rejected return" if outcome.auto_rejected else "return requested"] += 1
             else:
-                actions.sign(order_id=order_id, actor=actor)
+                actions.sign(order_id=order_id, actor=actor, session=session)
                 self.tally.acts["signed"] += 1
         elif order_id not in self.asked_extension and rng.random() < 0.08:
             self.asked_extension.add(order_id)
             actions.request_extension(order_id=order_id, actor=actor, reason="需多部门协调",
-                                      new_due_at=datetime.now(UTC) + timedelta(minutes=10))
+                                      new_due_at=datetime.now(UTC) + timedelta(minutes=10), session=session)
             self.tally.acts["extension requested"] += 1
         else:
             actions.reply(order_id=order_id, actor=actor, text="已安排人员到现场处理，问题已解决。",
-                          contacted=True, solved=True)
+                          contacted=True, solved=True, session=session)
             self.tally.acts["replied"] += 1
 
     def _decide(self, order_id: int, run_id: UUID, kind: str) -> None:
-        from prefect.flow_runs import resume_flow_run
-
         rng = self.rng(order_id, f"{kind}-{_version(order_id)}")
         values: dict = {"decided_by": "督办员（模拟）" if kind != "return-visit" else "话务员（模拟）",
                         "order_version": _version(order_id)}
@@ -197,14 +207,14 @@ class Party:
                 self.visited_unhappy.add(order_id)
             values |= {"contacted": True, "resolved": not unhappy,
                        "satisfaction": "unsatisfied" if unhappy else "satisfied"}
-        try:
-            resume_flow_run(run_id, run_input=values)
-        except NotPausedError:
-            return  # a unit's action woke the run a moment ago; the form comes back if still needed
-        except RuntimeError as exc:
-            if "schema not found" in str(exc):
-                return  # the form is a moment from being stored; next round
-            raise
+        answer = self.client.resume_flow_run(run_id, run_input=values)
+        if answer.status != SetStateStatus.ACCEPT:
+            reason = answer.details.reason or ""
+            # A unit's action woke the run a moment ago (the form comes back if still needed), or the
+            # form is a moment from being stored: next round. Anything else is a form the server refused.
+            if "not paused" in reason or "schema not found" in reason:
+                return
+            raise DubanError(f"the server refused the {kind} form: {reason}")
         self.tally.decisions[f"{kind}: {values.get('decision', values.get('satisfaction'))}"] += 1
 
 
@@ -231,9 +241,8 @@ def _another_unit(order_id: int) -> str:
                                .order_by(Unit.code)).first()
 
 
-def _waiting_runs() -> list[tuple[int, UUID, str]]:
+def _waiting_runs(client) -> list[tuple[int, UUID, str]]:
     """(order id, run id, pause key) of every order whose run waits now."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with session_scope(readonly=True) as session:
@@ -242,22 +251,18 @@ def _waiting_runs() -> list[tuple[int, UUID, str]]:
                                .where(WorkOrder.status.not_in([s.value for s in FINAL_STATUSES]))).all()
     by_run = {UUID(run_id): order_id for order_id, run_id in rows if run_id}
     waiting, ids = [], list(by_run)
-    with get_client(sync_client=True) as client:
-        for start in range(0, len(ids), 200):
-            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 200])),
-                                             limit=200):
-                if run.state and run.state.is_paused():
-                    waiting.append((by_run[run.id], run.id, run.state.state_details.pause_key or ""))
+    for start in range(0, len(ids), 200):
+        for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 200])),
+                                         limit=200):
+            if run.state and run.state.is_paused():
+                waiting.append((by_run[run.id], run.id, run.state.state_details.pause_key or ""))
     return waiting
 
 
-def _trigger_intake() -> None:
+def _trigger_intake(client) -> None:
     """Ask for an intake batch now rather than at the next minute."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("intake-items/intake")
-        client.create_flow_run_from_deployment(deployment.id, parameters={"limit": 500})
+    deployment = client.read_deployment_by_name("intake-items/intake")
+    client.create_flow_run_from_deployment(deployment.id, parameters={"limit": 500})
 
 
 def _last_event() -> int | None:
@@ -320,13 +325,15 @@ def run_demo(*, items: int, exit_at_end: bool, seed: int, feed_s: float, slow_s:
     started: list[subprocess.Popen] = []
     try:
         _start_services(started)
-        # Everyone is played in one loop: a click the busy server refuses (Prefect on SQLite answers 503
-        # when two writes collide) is tried again next round, not through the client's minute of backoff,
-        # which would hold up every other person meanwhile. A unit's action is committed either way, and a
-        # run not woken at once is woken by the reconciler.
-        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 1}):
-            elapsed = _play(random.Random(seed), Party(seed, tally, slow_s), items=items, exit_at_end=exit_at_end,
-                            feed_s=feed_s, timeout_s=timeout_s, stall_s=stall_s)
+        # Everyone is played in one loop over one client: a click the busy server refuses (Prefect on
+        # SQLite answers 503 when two writes collide) is tried again next round, not after the client's
+        # back-off sleep, which would hold up every other person meanwhile. A unit's action is committed
+        # either way, and a run not woken at once is woken by the reconciler.
+        from prefect.client.orchestration import get_client
+
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}), get_client(sync_client=True) as client:
+            elapsed = _play(random.Random(seed), Party(seed, tally, slow_s, client), items=items,
+                            exit_at_end=exit_at_end, feed_s=feed_s, timeout_s=timeout_s, stall_s=stall_s)
         return _summary(tally, elapsed)
     except KeyboardInterrupt:
         return _summary(tally, 0)
@@ -350,11 +357,11 @@ def _play(rng: random.Random, party: Party, *, items: int, exit_at_end: bool, fe
             feed(rng, due - fed, party.tally)
             fed = due
             try:
-                _trigger_intake()
+                _trigger_intake(party.client)
             except (httpx.HTTPError, PrefectHTTPStatusError):
                 pass  # the intake deployment's own schedule picks the items up within a minute
         try:
-            waiting = _waiting_runs()
+            waiting = _waiting_runs(party.client)
         except (httpx.HTTPError, PrefectHTTPStatusError):
             waiting = []  # the server is busy; look again next round
         for order_id, run_id, key in waiting:
@@ -386,6 +393,8 @@ def _summary(tally: Tally, elapsed: float) -> int:
         console.print(f"  {channel:16} {statuses}")
     console.print("Units: " + (", ".join(f"{k} {v}" for k, v in tally.acts.most_common()) or "-"))
     console.print("Decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.decisions.items())) or "-"))
+    console.print(f"Clicks refused as no longer valid: {tally.refused}; tried again after a busy server's 503: "
+                  f"{tally.postponed}")
     console.print("Escalations: " + (", ".join(f"{k} {v}" for k, v in sorted(rungs.items())) or "none"))
     if open_:
         console.print(f"[red]{open_} orders did not reach a final status[/red]")
