@@ -8,6 +8,13 @@ deployments exactly as a worker does (Scheduled -> Pending, which the server gra
 executes them with Prefect's own engine in-process. Several executors on several machines
 share the work the same way; a crashed executor's runs are recovered by the reconciler. Each run
 it takes is labelled `duban.worker` with the executor's name (the UI shows it on the run) and logged.
+
+One part of Prefect's engine is left out here: for every run of a deployment it starts a thread with
+an events websocket, to notice a suspension someone requests from outside while the run executes, and
+it waits for that thread on the calling thread, twice per run. On a worker's own process that costs
+nothing; on this shared event loop it stopped every other run meanwhile, and was most of the executor's
+wall time. Duban's runs suspend themselves between steps that take milliseconds, so nothing is lost:
+a Suspend pressed in the UI while a step executes is answered at the run's next state change.
 """
 
 import asyncio
@@ -17,7 +24,8 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -27,10 +35,24 @@ from duban.orchestrator import runner_deployments
 log = logging.getLogger("duban.executor")
 
 
+@contextmanager
+def _not_observed(flow_run_id: UUID, suspension_request: Any, polling_interval: float = 10) -> Iterator[None]:
+    """Stands in for prefect._flow_run_suspension.observe_flow_run_suspension in an executor's process."""
+    yield
+
+
+def _share_the_loop() -> None:
+    """Keep Prefect's engine from blocking the executor's event loop on a suspension observer per run."""
+    import prefect.flow_engine
+
+    prefect.flow_engine.observe_flow_run_suspension = _not_observed
+
+
 class Executor:
     """Claims and runs scheduled flow runs of the served deployments, up to `limit` at a time."""
 
     def __init__(self, *, limit: int = 16, poll_s: float = 1.0, name: str | None = None) -> None:
+        _share_the_loop()
         self.limit, self.poll_s = limit, poll_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.flows: dict[UUID, Any] = {}

@@ -1,11 +1,14 @@
 """The in-process executor against a real Prefect server: a run another worker took first is left alone."""
 
 import asyncio
+import inspect
+
+import prefect.flow_engine
 
 from prefect.client.orchestration import get_client
 from prefect.states import Paused, Running
 
-from duban.executor import Executor
+from duban.executor import Executor, _not_observed
 
 
 def test_a_run_another_worker_already_took_and_suspended_is_skipped_not_fatal(prefect_client_env):
@@ -33,3 +36,12 @@ def test_a_run_another_worker_already_took_and_suspended_is_skipped_not_fatal(pr
     in_flight, states = asyncio.run(scenario())
     assert in_flight == 0
     assert states == ["RUNNING", "PAUSED"]
+
+
+def test_the_executor_keeps_prefects_per_run_suspension_observer_off_its_shared_loop():
+    # The engine looks the observer up in its module when a run starts, so the executor's stand-in is the
+    # one used; a Prefect upgrade that moves it fails here rather than silently blocking the loop again.
+    setup = inspect.getsource(prefect.flow_engine.BaseFlowRunEngine.setup_flow_run_suspension_request)
+    assert "observe_flow_run_suspension(" in setup
+    Executor(limit=1, name="worker-test")
+    assert prefect.flow_engine.observe_flow_run_suspension is _not_observed
