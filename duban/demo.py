@@ -405,7 +405,8 @@ def _summary(tally: Tally, elapsed: float) -> int:
         statuses = ", ".join(f"{s} {n}" for (c, s), n in sorted(by.items()) if c == channel)
         console.print(f"  {channel:16} {statuses}")
     console.print("Units: " + (", ".join(f"{k} {v}" for k, v in tally.acts.most_common()) or "-"))
-    console.print("Decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.decisions.items())) or "-"))
+    # A form counts when the server accepts it; one gone stale meanwhile is refused by the run and offered again.
+    console.print("Forms submitted: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.decisions.items())) or "-"))
     console.print(f"Clicks refused as no longer valid: {tally.refused}; tried again after a busy server's 503: "
                   f"{tally.postponed}")
     console.print("Escalations: " + (", ".join(f"{k} {v}" for k, v in sorted(rungs.items())) or "none"))

@@ -111,10 +111,12 @@ class Executor:
         from prefect.flow_engine import run_flow_async
 
         flow = self.flows[run.deployment_id]
-        try:
-            await client.update_flow_run_labels(run.id, {"duban.worker": self.name})
-        except Exception as exc:  # noqa: BLE001 - a label is for people; the run goes ahead without it
-            log.warning("could not label flow run %s: %s", run.name, exc)
+        # A run resumed on the executor that ran its last step keeps its label: one request fewer per step.
+        if (run.labels or {}).get("duban.worker") != self.name:
+            try:
+                await client.update_flow_run_labels(run.id, {"duban.worker": self.name})
+            except Exception as exc:  # noqa: BLE001 - a label is for people; the run goes ahead without it
+                log.warning("could not label flow run %s: %s", run.name, exc)
         try:
             await run_flow_async(flow, flow_run=run, parameters=run.parameters, return_type="state")
         except Pause:
