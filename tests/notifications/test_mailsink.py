@@ -47,7 +47,13 @@ def sink(tmp_path, monkeypatch):
         yield tmp_path / "mail"
     finally:
         os.killpg(process.pid, signal.SIGINT)
-        process.wait(15)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
+            raise AssertionError(f"the sink did not stop within 60 s of Ctrl-C: {stderr.decode()[-2000:]}") from None
+        assert process.returncode == 0, stderr.decode()[-2000:]
 
 
 @pytest.fixture
