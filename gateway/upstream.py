@@ -97,13 +97,27 @@ class Upstream:
                     body: bytes) -> aiohttp.ClientResponse:
         """One request, sent again while the server answers that it could not take it just now."""
         for delay in RETRY_DELAYS:
-            answer = await self.session.request(method, url, headers=headers, data=body or None,
-                                                allow_redirects=False)
+            answer = await self._request(method, url, headers, body)
             if answer.status not in RETRY_STATUSES:
                 return answer
             answer.release()
             await asyncio.sleep(delay)
-        return await self.session.request(method, url, headers=headers, data=body or None, allow_redirects=False)
+        return await self._request(method, url, headers, body)
+
+    async def _request(self, method: str, url: URL, headers: list[tuple[str, str]],
+                       body: bytes) -> aiohttp.ClientResponse:
+        """One request; on a pooled connection the server closed as it went out, once more on a new one.
+
+        The server ends an idle keep-alive connection after a few seconds; a request sent on it at that
+        moment fails before any answer ("Can not write request body", "Server disconnected"). Prefect's own
+        client sends such a request again, whatever its method; so does the gateway, once.
+        """
+        try:
+            return await self.session.request(method, url, headers=headers, data=body or None,
+                                              allow_redirects=False)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            return await self.session.request(method, url, headers=headers, data=body or None,
+                                              allow_redirects=False)
 
 
 def _length(status: int, length: int) -> list[tuple[bytes, bytes]]:

@@ -19,13 +19,17 @@ RUN_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
 
 class BusyServer:
-    """Stands in for a Prefect server whose database is locked for the first `busy` resume requests."""
+    """Stands in for a Prefect server whose database is locked for the first `busy` resume requests, and
+    that drops the connection without an answer for the first `dropped` of them."""
 
-    def __init__(self, busy: int) -> None:
-        self.busy, self.resumes, self.port = busy, [], free_port()
+    def __init__(self, busy: int, dropped: int = 0) -> None:
+        self.busy, self.dropped, self.resumes, self.port = busy, dropped, [], free_port()
 
-    async def _resume(self, request: web.Request) -> web.Response:
+    async def _resume(self, request: web.Request) -> web.StreamResponse:
         self.resumes.append(await request.json())
+        if len(self.resumes) <= self.dropped:
+            request.transport.close()  # as a keep-alive connection closed just as the request arrived
+            return web.Response()
         if len(self.resumes) <= self.busy:
             return web.json_response({"exception_message": "Service Unavailable"}, status=503)
         return web.json_response({"status": "ACCEPT", "details": {}}, status=201)
@@ -49,11 +53,13 @@ class BusyServer:
 
 @pytest.fixture
 def busy_gateway(db_url, request, monkeypatch) -> Iterator[tuple[str, BusyServer]]:
-    """The gateway in front of a server that stays busy for `request.param` resume requests."""
+    """The gateway in front of a server that stays busy for `request.param` resume requests (or, given
+    (busy, dropped), also drops the connection of the first `dropped`)."""
     from gateway.app import create_app
 
     monkeypatch.setattr(gateway.upstream, "RETRY_DELAYS", (0.05, 0.1, 0.2, 0.4, 0.8))
-    server, started, stop = BusyServer(request.param), threading.Event(), threading.Event()
+    busy, dropped = request.param if isinstance(request.param, tuple) else (request.param, 0)
+    server, started, stop = BusyServer(busy, dropped), threading.Event(), threading.Event()
     threading.Thread(target=server.run, args=(started, stop), daemon=True).start()
     assert started.wait(10)
     get_settings.cache_clear()
@@ -87,3 +93,12 @@ def test_a_server_that_stays_busy_is_answered_with_its_503_after_the_retries(bus
     answer = decider.post(f"/api/flow_runs/{RUN_ID}/resume", json={"run_input": {"decision": "approve"}})
     assert answer.status_code == 503 and answer.json() == {"exception_message": "Service Unavailable"}
     assert len(server.resumes) == len(gateway.upstream.RETRY_DELAYS) + 1
+
+
+@pytest.mark.parametrize("busy_gateway", [(0, 1)], indirect=True)
+def test_a_decision_whose_connection_the_server_dropped_is_sent_again_on_a_new_one(busy_gateway):
+    base, server = busy_gateway
+    decider = sign_in(base, "decider-qian", "decider")
+    answer = decider.post(f"/api/flow_runs/{RUN_ID}/resume", json={"run_input": {"decision": "approve"}})
+    assert answer.status_code == 201 and answer.json()["status"] == "ACCEPT"
+    assert server.resumes == [{"run_input": {"decision": "approve", "decided_by": "decider-qian"}}] * 2
