@@ -17,6 +17,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
+from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import func, select
 
 from duban.db import session_scope
@@ -242,7 +243,10 @@ class Party:
                     self.feed(room)
                     received += room
                 if received and time.monotonic() - last_intake > 3:
-                    self.trigger_intake(client)
+                    try:
+                        self.trigger_intake(client)
+                    except PrefectHTTPStatusError:
+                        pass  # a busy server (SQLite under load answers 503): the intake's schedule runs each minute
                     last_intake = time.monotonic()
                 runs, page = [], None
                 while page is None or len(page) == 200:
