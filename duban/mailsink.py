@@ -3,6 +3,7 @@
 import asyncio
 import mailbox
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_binary_file, policy
@@ -80,7 +81,10 @@ def run_sink(*, host: str, port: int, directory: Path) -> None:
     """Serve the sink until interrupted, storing every mail in `directory` as a maildir."""
     server = MailServer(MaildirSink(directory), host=host, port=port).start()
     try:
-        threading.Event().wait()
+        # Not one long wait: Ctrl-C may be delivered to the server's thread, and Python raises it in the
+        # main thread only when that thread next runs, which a wait without a timeout never does.
+        while True:
+            time.sleep(0.5)
     finally:
         server.stop()
 
