@@ -1,16 +1,20 @@
 """Unit portal benchmark: order pages (GET) and sign-for submissions (POST) per second, with latency.
 
     .venv/bin/python -m bench.bench_portal [--orders 1000] [--gets 3000] [--concurrency 8] [--workers 2]
-                                           [--db-url URL] [--prefect-api URL]
+                                           [--shared-socket] [--db-url URL] [--prefect-api URL]
 
 A fresh SQLite database in a temporary directory (or the PostgreSQL database given, which is emptied
 first) gets `--orders` orders dispatched through the real transition path and one signed link per order.
-The portal runs under uvicorn with `--workers` processes; this process is the load generator, on
-loopback, with a fixed number of requests and a fixed number in flight, so the load is bounded in both.
+The portal runs as `--workers` web processes, each on its own port, as docs/deploy.md runs them behind
+the proxy; this process is the load generator, on loopback, with a fixed number of requests and a fixed
+number in flight, so the load is bounded in both. It spreads its connections over the processes in turn,
+as the proxy's upstream does. With `--shared-socket` the processes are instead uvicorn's `--workers`
+sharing one listening socket, where the kernel hands each keep-alive connection to whichever process
+accepts first: a few long-lived connections then often land unevenly, one process busy and one idle.
 GET: the order page of each order in turn. POST: the sign-for form of each order once (each link is
 single-use, so every POST is a real sign-for: link used up, transition, event, a fresh link, a 303).
 Besides rate and latency, the server's own CPU time per request is read from /proc for its process
-group: on a machine others load too, that is the figure that says what two free cores would carry.
+processes: on a machine others load too, that is the figure that says what two free cores would carry.
 
 With `--prefect-api` (a running Prefect server), each order also gets a flow run suspended as its
 lifecycle run waits for the unit, so every sign-for wakes a real run, as in production: the portal
@@ -126,13 +130,15 @@ def _woken(runs: list, timeout: float) -> tuple[int, float]:
             time.sleep(0.5)
 
 
-async def _load(port: int, requests: list[tuple[str, str]], concurrency: int) -> tuple[list[float], float, dict]:
-    """Send (method, path) requests over `concurrency` keep-alive connections; a lean client that costs little."""
+async def _load(ports: list[int], requests: list[tuple[str, str]], concurrency: int
+                ) -> tuple[list[float], float, dict]:
+    """Send (method, path) requests over `concurrency` keep-alive connections, spread over the ports in turn;
+    a lean client that costs little."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(requests)
 
-    async def connection() -> None:
+    async def connection(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for method, path in queue:
@@ -155,28 +161,30 @@ async def _load(port: int, requests: list[tuple[str, str]], concurrency: int) ->
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(connection() for _ in range(concurrency))), timeout=600)
+    await asyncio.wait_for(asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(concurrency))),
+                           timeout=600)
     return latencies, time.perf_counter() - started, statuses
 
 
-def _server_cpu(group: int) -> float:
-    """CPU seconds used so far by every process of the server's process group (uvicorn and its workers)."""
+def _server_cpu(groups: list[int]) -> float:
+    """CPU seconds used so far by every process of the servers' process groups (uvicorn and any workers)."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:
+        if int(fields[2]) in groups:
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _measured(name: str, group: int, port: int, requests: list[tuple[str, str]], concurrency: int) -> dict:
-    """Run one load and summarise it: rate, latency, and the server's CPU per request."""
-    cpu = _server_cpu(group)
-    latencies, elapsed, statuses = asyncio.run(_load(port, requests, concurrency))
-    cpu = _server_cpu(group) - cpu
+def _measured(name: str, groups: list[int], ports: list[int], requests: list[tuple[str, str]],
+              concurrency: int) -> dict:
+    """Run one load and summarise it: rate, latency, and the servers' CPU per request."""
+    cpu = _server_cpu(groups)
+    latencies, elapsed, statuses = asyncio.run(_load(ports, requests, concurrency))
+    cpu = _server_cpu(groups) - cpu
     latencies = sorted(latencies)
     return {"what": name, "requests": len(latencies), "statuses": statuses,
             "requests_per_s": round(len(latencies) / elapsed, 1),
@@ -186,22 +194,18 @@ def _measured(name: str, group: int, port: int, requests: list[tuple[str, str]],
             "requests_per_server_cpu_s": round(len(latencies) / cpu, 1) if cpu else None}
 
 
-def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: str | None,
-                 prefect_api: str | None = None) -> dict:
-    """Order page GETs and sign-for POSTs per second against the portal under uvicorn."""
-    folder = Path(tempfile.mkdtemp(prefix="duban-bench-portal-"))
-    url = url or f"sqlite:///{folder / 'bench.db'}"
-    if prefect_api:
-        os.environ["PREFECT_API_URL"] = prefect_api
-    links = _prepare(url, orders)
-    runs = _suspended_runs(links) if prefect_api else []
-    port = _free_port()
-    env = {**os.environ, "DUBAN_DATABASE_URL": url, "DUBAN_UPLOAD_DIR": str(folder / "uploads")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, start_new_session=True)
-    try:
+WARM_UP_POSTS = 10  # per web process, on orders of their own, so the first sign-fors' imports are not measured
+
+
+def _start(workers: int, shared_socket: bool, env: dict[str, str]) -> tuple[list[subprocess.Popen], list[int]]:
+    """The web processes, each in its own process group; returns them and the ports they listen on."""
+    command = [sys.executable, "-m", "uvicorn", "portal.app:create_app", "--factory", "--host", "127.0.0.1",
+               "--log-level", "warning", "--no-access-log"]
+    ports = [_free_port() for _ in range(1 if shared_socket else workers)]
+    extra = ["--workers", str(workers)] if shared_socket else []
+    servers = [subprocess.Popen([*command, "--port", str(port), *extra], cwd=ROOT, env=env, start_new_session=True)
+               for port in ports]
+    for port in ports:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -209,24 +213,44 @@ def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: st
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+    return servers, ports
+
+
+def bench_portal(orders: int, gets: int, concurrency: int, workers: int, url: str | None,
+                 prefect_api: str | None = None, shared_socket: bool = False) -> dict:
+    """Order page GETs and sign-for POSTs per second against the portal's web processes under uvicorn."""
+    folder = Path(tempfile.mkdtemp(prefix="duban-bench-portal-"))
+    url = url or f"sqlite:///{folder / 'bench.db'}"
+    if prefect_api:
+        os.environ["PREFECT_API_URL"] = prefect_api
+    warm_up = WARM_UP_POSTS * workers
+    links = _prepare(url, orders + warm_up)
+    runs = _suspended_runs(links) if prefect_api else []
+    env = {**os.environ, "DUBAN_DATABASE_URL": url, "DUBAN_UPLOAD_DIR": str(folder / "uploads")}
+    servers, ports = _start(workers, shared_socket, env)
+    groups = [server.pid for server in servers]
+    try:
         load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        pages = [("GET", f"/u/{token}/orders/{number}") for token, number, _ in links]
-        asyncio.run(_load(port, pages[:200], concurrency))  # warm up every worker
-        get = _measured("order page GET", server.pid, port, (pages * (gets // len(pages) + 1))[:gets], concurrency)
+        pages = [("GET", f"/u/{token}/orders/{number}") for token, number, _ in links[warm_up:]]
         signs = [("POST", f"/u/{token}/orders/{number}/sign") for token, number, _ in links]
-        post = _measured("sign-for POST", server.pid, port, signs, concurrency)
+        asyncio.run(_load(ports, pages[:200] + signs[:warm_up], concurrency))  # warm up every process
+        get = _measured("order page GET", groups, ports, (pages * (gets // len(pages) + 1))[:gets], concurrency)
+        post = _measured("sign-for POST", groups, ports, signs[warm_up:], concurrency)
         if runs:
             # Wake-ups still running after the last answer are charged to the POSTs too.
-            cpu = _server_cpu(server.pid)
+            cpu = _server_cpu(groups)
             post["runs_woken"], waited = _woken(runs, timeout=120)
             post["all_runs_woken_after_s"] = round(waited, 1)
-            per_request = post["server_cpu_ms_per_request"] + (_server_cpu(server.pid) - cpu) / len(runs) * 1000
+            per_request = post["server_cpu_ms_per_request"] + (_server_cpu(groups) - cpu) / orders * 1000
             post["server_cpu_ms_per_request"] = round(per_request, 2)
             post["requests_per_server_cpu_s"] = round(1000 / per_request, 1)
     finally:
-        server.terminate()
-        server.wait(30)
-    return {"database": url.split(":", 1)[0], "workers": workers, "concurrency": concurrency,
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(30)
+    return {"database": url.split(":", 1)[0], "workers": workers,
+            "layout": "shared socket" if shared_socket else "a port per process", "concurrency": concurrency,
             "prefect": bool(prefect_api), "load_average_at_start": load_average,
             "load_average_at_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]), "get": get, "post": post}
 
@@ -236,12 +260,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--gets", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="web processes")
+    parser.add_argument("--shared-socket", action="store_true",
+                        help="uvicorn --workers on one listening socket instead of a port per process")
     parser.add_argument("--db-url", help="a PostgreSQL database to use (emptied first); default: a temporary SQLite")
     parser.add_argument("--prefect-api", help="a Prefect server's API URL: every order gets a suspended run to wake")
     args = parser.parse_args()
     print(json.dumps(bench_portal(args.orders, args.gets, args.concurrency, args.workers, args.db_url,
-                                  args.prefect_api), ensure_ascii=False, indent=2))
+                                  args.prefect_api, args.shared_socket), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":
