@@ -250,6 +250,12 @@ def row(session: Session, model: type[Unit] | type[Category] | type[District], r
     return found
 
 
+def keep(session: Session, found: Unit | Category | District | None) -> None:
+    """Keep a directory row the caller fetched with something else, so `row` finds it without a query."""
+    if found is not None:
+        session.info.setdefault(_FETCHED, {})[(type(found), found.id)] = found
+
+
 def unit_id(session: Session, code: str) -> int | None:
     """A unit's id by code while a batch holds orders; None otherwise (then query)."""
     if current(session) is None:

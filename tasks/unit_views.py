@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from models.privacy import scrub
 from models.records import Event
 from models.requests import ExtensionRequest, ReturnRequest
 from models.work_order import Assignment, WorkOrder
+from tasks import held
 from tasks.actions import needs_on_site_evidence
 from tasks.deadlines import order_policy
 from tasks.outbox import order_context
@@ -84,23 +86,41 @@ class InboxRow:
 _NOT_YOURS = "此工单不在贵单位名下，无法查看或办理。This work order is not with your unit."
 
 
-def authorized_order(session: Session, *, grant: Grant, number: str | None) -> tuple[WorkOrder, Assignment]:
+class Holding(NamedTuple):
+    """An order as the unit holding it reads it: with its assignment and the requests still undecided."""
+
+    order: WorkOrder
+    assignment: Assignment
+    pending_extension: bool
+    pending_return: bool
+
+
+def _pending(model: type[ExtensionRequest] | type[ReturnRequest]) -> Any:
+    return (select(func.count()).select_from(model)
+            .where(model.work_order_id == WorkOrder.id, model.decision == Decision.PENDING).scalar_subquery())
+
+
+def authorized_order(session: Session, *, grant: Grant, number: str | None) -> Holding:
     """The order a grant may open: its own order for an order link, any order the unit holds for an inbox link.
 
-    Without a number, the order an order link was issued for.
+    Without a number, the order an order link was issued for. One statement: the order, the unit's
+    assignment, its category (kept for the session) and whether a return or an extension is pending.
     """
     which = WorkOrder.number == number if number is not None else WorkOrder.id == grant.order_id
     found = session.execute(
-        select(WorkOrder, Assignment)
+        select(WorkOrder, Assignment, Category, _pending(ExtensionRequest), _pending(ReturnRequest))
         .join(Assignment, (Assignment.work_order_id == WorkOrder.id) & (Assignment.unit_id == grant.unit_id)
               & Assignment.active.is_(True))
+        .outerjoin(Category, Category.id == WorkOrder.category_id)
         .where(which)
         .order_by(Assignment.role.desc()).limit(1)
     ).first()
     # The same answer whether the order exists or not, so a link cannot probe other orders.
     if found is None or (grant.scope == ORDER and found[0].id != grant.order_id):
         raise LinkRefused("not_yours", _NOT_YOURS)
-    return found.tuple()
+    order, assignment, category, extensions, returns = found
+    held.keep(session, category)
+    return Holding(order, assignment, bool(extensions), bool(returns))
 
 
 def _deadline(order: WorkOrder, assignment: Assignment) -> datetime | None:
@@ -141,20 +161,12 @@ def open_order(*, token: str, number: str | None, now: datetime, history: bool =
         grant = check_token(session=session, token=token, at=now)
         if number is None and grant.scope != ORDER:
             return grant, None
-        order, assignment = authorized_order(session, grant=grant, number=number)
-        return grant, _view(session, grant, order, assignment, now, history)
+        return grant, _view(session, grant, authorized_order(session, grant=grant, number=number), now, history)
 
 
-def _view(session: Session, grant: Grant, order: WorkOrder, assignment: Assignment, now: datetime,
-          history: bool) -> OrderView:
+def _view(session: Session, grant: Grant, holding: Holding, now: datetime, history: bool) -> OrderView:
+    order, assignment, pending_extension, pending_return = holding
     context = order_context(session, order)
-    pending_extension, pending_return = (bool(n) for n in session.execute(select(
-        select(func.count()).select_from(ExtensionRequest).where(
-            ExtensionRequest.work_order_id == order.id, ExtensionRequest.decision == Decision.PENDING)
-        .scalar_subquery(),
-        select(func.count()).select_from(ReturnRequest).where(
-            ReturnRequest.work_order_id == order.id, ReturnRequest.decision == Decision.PENDING)
-        .scalar_subquery())).one())
     overdue, warning = _flags(session, order, assignment, now)
     return OrderView(
         id=order.id, number=order.number, version=order.version, status=order.status, role=assignment.role,
