@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from duban.db import session_scope
 from duban.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from models.base import utcnow
 from models.enums import label
@@ -24,7 +23,7 @@ from portal.forms import (
 )
 from portal.pages import render
 from portal.wakeups import WAKER
-from portal.writer import one_writer
+from portal.writer import reading_then_writing
 from tasks import actions
 from tasks.actions import ON_SITE_REJECTION, Outcome
 from tasks.tokens import FORGED, Grant, LinkRefused, looks_signed, request_fresh_link, use_token
@@ -136,17 +135,18 @@ async def submit(request: Request, token: str, number: str, action: str) -> Resp
 def _submit(request: Request, token: str, number: str, action: str, submitted: Submitted) -> Response:
     files: list[str] = []
     try:
-        grant, view = open_order(token=token, number=number, now=utcnow(), history=False)
-        if action not in view.actions:
-            raise NotNow(_not_now(action, view.status))
-        # Evidence is checked and stored before the write transaction, which it would otherwise hold up.
-        submission = _validate(action, submitted, view)
-        files = submission.files
-        # The link is used up in the action's own transaction: a refusal rolls both back. The order's
-        # version as read above makes a change meanwhile a conflict; the run is woken after the commit.
-        with one_writer(), session_scope() as session:
-            successor = use_token(session=session, grant=grant, at=utcnow())
-            outcome = submission.run(Actor.unit(grant.unit_id, grant.unit_code), session)
+        with reading_then_writing() as (reading, writing):
+            grant, view = open_order(token=token, number=number, now=utcnow(), history=False, session=reading)
+            if action not in view.actions:
+                raise NotNow(_not_now(action, view.status))
+            # Evidence is checked and stored before the write turn, which it would otherwise hold up.
+            submission = _validate(action, submitted, view)
+            files = submission.files
+            # The link is used up in the action's transaction: a refusal rolls both back. The order's
+            # version as read above makes a change meanwhile a conflict; the run is woken after the commit.
+            with writing() as session:
+                successor = use_token(session=session, grant=grant, at=utcnow())
+                outcome = submission.run(Actor.unit(grant.unit_id, grant.unit_code), session)
     except Exception as exc:
         discard_evidence(files)
         if isinstance(exc, LinkRefused):

@@ -1,4 +1,4 @@
-"""One portal writer at a time on SQLite, across the portal's worker processes.
+"""One portal writer at a time on SQLite, across the portal's worker processes; a submission's transactions.
 
 SQLite lets one writer in at a time, and a writer that finds the database locked sleeps in SQLite's
 busy handler in steps that grow to 100 ms: with two portal workers that sleep was the slowest
@@ -10,10 +10,12 @@ the database, and needs none of this.
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from duban.db import get_engine
+from sqlalchemy.orm import Session
+
+from duban.db import get_engine, session_scope
 
 _THREADS = threading.Lock()
 # The lock file of the database in use, opened once: (database path, file descriptor).
@@ -38,3 +40,26 @@ def one_writer() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def reading_then_writing() -> Iterator[tuple[Session, Callable[[], AbstractContextManager[Session]]]]:
+    """A session to check a submission in, and one to act in: the same transaction on PostgreSQL.
+
+    PostgreSQL reads without locking, so the check and the action share one transaction there (a
+    connection, a begin and a commit fewer, and what the check read stays in the session). On SQLite
+    the check's read transaction ends before the write turn, which the portal's processes take one at
+    a time, so no thread holds two connections.
+    """
+    if get_engine().url.get_backend_name() != "sqlite":
+        with session_scope() as session:
+            yield session, lambda: nullcontext(session)
+        return
+    with session_scope(readonly=True) as reading:
+        @contextmanager
+        def writing() -> Iterator[Session]:
+            reading.close()
+            with one_writer(), session_scope() as session:
+                yield session
+
+        yield reading, writing

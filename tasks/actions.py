@@ -124,7 +124,9 @@ def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: d
         raise ValidationFailed("an extension request needs a reason")
 
     def work(session: Session) -> Outcome:
-        order = session.scalars(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).one_or_none()
+        # Fresh from the locked row, not what the caller's session read before (the portal's check).
+        order = session.scalars(select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()
+                                .execution_options(populate_existing=True)).one_or_none()
         if order is None:
             raise NotFound(f"work order id {order_id} does not exist")
         lead = _lead_of(session, order, actor)
@@ -157,7 +159,7 @@ def request_extension(*, order_id: int, actor: Actor, reason: str, new_due_at: d
 def _lead_of(session: Session, order: WorkOrder, actor: Actor) -> Assignment:
     lead = session.scalars(select(Assignment).where(
         Assignment.work_order_id == order.id, Assignment.unit_id == actor.unit_id, Assignment.active.is_(True),
-        Assignment.role == "lead")).first()
+        Assignment.role == "lead").execution_options(populate_existing=True)).first()
     if actor.kind != ActorKind.UNIT or lead is None:
         raise InvalidTransition(order.number, order.status, "request_extension",
                                 f"{actor.id} is not the lead unit of this order")

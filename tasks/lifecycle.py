@@ -10,13 +10,13 @@ from sqlalchemy.orm import Session
 
 from duban.db import session_scope
 from duban.errors import NotFound, ValidationFailed
-from models.directory import Category, District, Unit
+from models.directory import Category, Unit
 from models.enums import FINAL_STATUSES, ActorKind, CaseKind, CaseStatus, Decision, ItemType, Status, label
 from models.lifecycle import Action
 from models.records import Event, RunCursor
 from models.requests import ExtensionRequest, ReturnRequest
 from models.supervision import SupervisionCase
-from models.work_order import Assignment, WorkOrder
+from models.work_order import WorkOrder
 from tasks.actions import decide_extension, record_visit
 from tasks.cases import decide_case
 from tasks.deadlines import order_policy

@@ -154,14 +154,19 @@ def _allowed(order: WorkOrder, assignment: Assignment, pending_extension: bool) 
     return tuple(actions)
 
 
-def open_order(*, token: str, number: str | None, now: datetime, history: bool = True
-               ) -> tuple[Grant, OrderView | None]:
-    """Check a link and show the order it opens (by number, or its own order); an inbox link alone shows none."""
-    with session_scope(readonly=True) as session:
-        grant = check_token(session=session, token=token, at=now)
-        if number is None and grant.scope != ORDER:
-            return grant, None
-        return grant, _view(session, grant, authorized_order(session, grant=grant, number=number), now, history)
+def open_order(*, token: str, number: str | None, now: datetime, history: bool = True,
+               session: Session | None = None) -> tuple[Grant, OrderView | None]:
+    """Check a link and show the order it opens (by number, or its own order); an inbox link alone shows none.
+
+    In the caller's session if given, else in a read-only one of its own.
+    """
+    if session is None:
+        with session_scope(readonly=True) as own:
+            return open_order(token=token, number=number, now=now, history=history, session=own)
+    grant = check_token(session=session, token=token, at=now)
+    if number is None and grant.scope != ORDER:
+        return grant, None
+    return grant, _view(session, grant, authorized_order(session, grant=grant, number=number), now, history)
 
 
 def _view(session: Session, grant: Grant, holding: Holding, now: datetime, history: bool) -> OrderView:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from duban.db import session_scope
+from duban.errors import Conflict
 from duban.settings import get_settings
 from models.base import utcnow
 from models.enums import Status
@@ -16,7 +17,10 @@ from models.lifecycle import Action
 from models.records import ActionToken, Event, Notification
 from models.requests import ExtensionRequest, ReturnRequest
 from models.work_order import Assignment, WorkOrder
-from tasks.tokens import INBOX, ORDER, issue_token
+from portal.writer import reading_then_writing
+from tasks import actions
+from tasks.tokens import INBOX, ORDER, issue_token, use_token
+from tasks.unit_views import open_order
 from tests.factories import T0, lead_actor, new_order, order_in, step
 from tests.portal.live import running_portal
 
@@ -205,3 +209,20 @@ def test_forged_expired_and_other_units_links_are_refused_and_the_inbox_lists_on
         session.execute(ActionToken.__table__.update().values(expires_at=utcnow() - timedelta(minutes=1)))
     expired = client.get(f"/u/{token}")
     assert expired.status_code == 410 and "已过期" in expired.text and f"/u/{token}/fresh" in expired.text
+
+
+def test_an_order_changed_between_the_check_and_the_action_is_a_conflict_and_the_link_stays_unused(directory):
+    order_id = _dispatched()
+    token, number = _link(order_id)
+    with pytest.raises(Conflict):
+        with reading_then_writing() as (reading, writing):
+            grant, view = open_order(token=token, number=number, now=utcnow(), history=False, session=reading)
+            step(order_id, Action.SIGN, T0 + timedelta(minutes=5))  # someone else signs meanwhile
+            with writing() as session:
+                use_token(session=session, grant=grant, at=utcnow())
+                actions.sign(order_id=order_id, actor=lead_actor(order_id), expected_version=view.version,
+                             session=session)
+    assert _state(order_id)[:2] == (Status.HANDLING, view.version + 1)
+    with session_scope(readonly=True) as session:
+        assert session.get(ActionToken, grant.token_id).used_at is None
+        assert session.scalar(select(func.count()).select_from(ActionToken)) == 1
