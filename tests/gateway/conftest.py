@@ -12,10 +12,9 @@ import pytest
 import uvicorn
 
 from duban.settings import get_settings
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.prefect_fixtures import Worker, _wait, free_port, prefect_server
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 AUTH_STRING = "gateway:only-the-gateway-knows-this"
 # Each test numbers its orders under its own city code: runs on the shared server never share a name.
 _CITY_CODES = iter(f"G{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -103,6 +102,6 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()

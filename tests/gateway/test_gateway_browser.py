@@ -12,6 +12,7 @@ from models.enums import ActorKind, Status
 from models.records import Event
 from models.work_order import WorkOrder
 from tasks.accounts import add_user, audit_trail
+from tests.browser import search_runs
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.flows.test_recovery import _state, _wait_for
@@ -99,10 +100,10 @@ def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway,
     failed_api_calls: list[str] = []
     page.on("response", lambda r: failed_api_calls.append(f"{r.status} {r.url}")
             if "/api/" in r.url and r.status >= 400 else None)
-    page.get_by_text(number).first.wait_for(timeout=60_000)
-    assert page.url == f"{gateway}/runs" and page.locator("input[type=password]").count() == 0
+    link = search_runs(page, number, run_id)
+    assert page.url.startswith(f"{gateway}/runs") and page.locator("input[type=password]").count() == 0
     page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
-    page.get_by_text(number).first.click()
+    link.click()
     _approve_in_the_form(page)
 
     try:
@@ -117,13 +118,8 @@ def test_a_deciders_form_on_a_real_order_puts_their_name_in_its_history(gateway,
             "artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}).json()[0]["id"]
     page.goto(f"{gateway}/artifacts/key/{key}")
     row = page.locator("tr", has_text="reply_approved").first
-    try:
-        page.get_by_text(latest[:8]).first.click()
-        row.wait_for(timeout=20_000)
-    except Exception:
-        page.screenshot(path="/tmp/gwx/artifact.png", full_page=True)
-        open("/tmp/gwx/artifact.html", "w").write(page.content())
-        raise
+    page.get_by_text(latest[:8]).first.click()
+    row.wait_for(timeout=20_000)
     page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
     assert "wang.fang" in row.inner_text()
     assert failed_api_calls == []

@@ -16,14 +16,13 @@ from models.records import Event
 from models.requests import ReturnRequest
 from models.work_order import WorkOrder
 from tasks.relay import relay_once
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import T0, new_order, step
 from tests.flows import driver
 from tests.flows.test_lifecycle import dispatched_orders
 from tests.notifications.smtp import Received, ScriptedHandler, running_smtp
 from tests.portal.live import portal_process, running_portal
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 ON_SITE = "city_appearance_life_services.manhole_covers"
 
@@ -36,7 +35,7 @@ def _numbered(own_order_numbers) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
