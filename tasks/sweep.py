@@ -6,9 +6,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from duban.db import session_scope
@@ -137,9 +138,10 @@ def fire_due(*, order_id: int, now: datetime) -> list[Fired] | None:
         order = session.scalars(query).one_or_none()
         if order is None:
             return None
-        # One UPDATE of the order at commit, however many rungs a long outage left to catch up.
+        # One UPDATE of the order, however many rungs a long outage left to catch up.
         with session.no_autoflush:
             fired = fire_order(session, order=order, now=now)
+        _write_clock_columns(session, order)
     if any(f.case_id is not None for f in fired):
         from tasks.runs import wake_order_run
 
@@ -173,6 +175,31 @@ def fire_order(session: Session, *, order: WorkOrder, now: datetime) -> list[Fir
     refresh_next_due(session, order)
     del category
     return fired
+
+
+# What firing rungs changes on the order itself: the clock's bookkeeping, not what a decision decides.
+_CLOCK_COLUMNS = frozenset({"stage_rung", "next_due_at"})
+
+
+def _write_clock_columns(session: Session, order: WorkOrder) -> None:
+    """Write the rung count and the next due time without moving the order's version.
+
+    A decision form carries the version it was drawn for, and a changed version refuses it as stale: a warning
+    firing while a supervisor reads the reply must not throw their decision away. The version still guards
+    this write (the row is the sweeper's: locked on PostgreSQL, under the write lock on SQLite).
+    """
+    state = inspect(order)
+    changed = {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}
+    if not changed or not changed.keys() <= _CLOCK_COLUMNS:
+        return  # anything more is a change to the order, written by the ORM's versioned UPDATE
+    table = WorkOrder.__table__
+    with session.no_autoflush:  # a flush now would write the order the versioned way first
+        written = session.execute(update(table).where(table.c.id == order.id, table.c.version == order.version)
+                                  .values(**changed)).rowcount
+    if written != 1:
+        raise StaleDataError(f"work order {order.number} changed while its rungs fired")
+    for key, value in changed.items():
+        set_committed_value(order, key, value)
 
 
 def _fire(session: Session, policy: Policy, *, order: WorkOrder, assignment: Assignment | None, unit: Unit | None,

@@ -3,10 +3,12 @@
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, text
 
 from duban.db import get_engine, session_scope
-from models.enums import CaseKind
+from duban.errors import Conflict
+from models.enums import CaseKind, Status
 from models.lifecycle import Action
 from models.records import Notification
 from models.requests import ExtensionRequest
@@ -14,6 +16,7 @@ from models.supervision import SupervisionCase
 from models.work_order import Assignment
 from tasks import actions
 from tasks.cases import open_cases
+from tasks.lifecycle import apply_form
 from tasks.sweep import due_orders, sweep
 from tasks.transitions import transition
 from tests.factories import SUPERVISOR, lead_actor
@@ -165,6 +168,26 @@ def test_assisting_units_and_the_office_are_held_to_their_own_deadlines(director
     assert [c.kind for c in open_cases(order_id=office)] == [CaseKind.DECISION_OVERDUE]
     assert rung_events(office)[-1] == ("deadline_escalated", "review", None)
     assert "leaders@zz12345.example.gov.cn" in notices(office)[-1][1]
+
+
+def test_a_rung_firing_leaves_a_decision_drawn_before_it_valid(directory):
+    # The reply waits for the office's review: 1 working day from 10:00 on the 18th, warned at 08:36 on the 19th.
+    order_id = dispatched(DISPATCH)
+    transition(order_id=order_id, action=Action.SIGN, actor=lead_actor(order_id), at=DISPATCH + timedelta(minutes=30))
+    transition(order_id=order_id, action=Action.REPLY, actor=lead_actor(order_id), at=local(2021, 2, 18, 10, 0),
+               payload={"text": "已处理", "contacted": True, "solved": True})
+    drawn = order(order_id).version  # the version the supervisor's review form carries
+    assert _fired(sweep(now=local(2021, 2, 19, 9, 0)), order_id) == [("review", "warning", None)]
+    assert (order(order_id).stage_rung, order(order_id).version) == (1, drawn)
+
+    decided = apply_form(order_id=order_id, form="reply-review", key="review-1", by="wang.fang",
+                         values={"decision": "approve", "reason": "", "order_version": drawn})
+    assert decided == "reply approved by wang.fang"
+    assert (order(order_id).status, order(order_id).version) == (Status.VISITING, drawn + 1)
+    # What a decision decides moving on still refuses a form drawn before it.
+    with pytest.raises(Conflict):
+        apply_form(order_id=order_id, form="return-visit", key="visit-1", by="li.na", values={
+            "contacted": True, "resolved": True, "satisfaction": "satisfied", "order_version": drawn})
 
 
 def test_the_due_query_reads_the_next_due_index(db_url):
