@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 LOCK_CLASS = 0x0D0BA2
 CLOCK_LOCK = 1
 MIGRATION_LOCK = 2
+POLICY_LOCK = 3
 
 
 def whoami() -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from duban.errors import NotFound, PolicyError
+from duban.leader import LOCK_CLASS, POLICY_LOCK
 from models.directory import Category, District, Unit
 from models.enums import ActorKind
 from models.policy import Policy, check_references, parse_policy
@@ -147,6 +148,7 @@ def apply_policy(*, session: Session, text: str, source: str, reason: str, by: s
     if not by.strip():
         raise PolicyError("say who applies the change (--by NAME)")
     new = validated(session=session, text=text, source=source)
+    _one_apply_at_a_time(session)
     in_force = current_policy(session)
     if new.content_hash() == in_force.policy.content_hash():
         raise PolicyError(f"{source}: nothing to apply: its values equal policy version {in_force.version}, "
@@ -175,6 +177,15 @@ def apply_policy(*, session: Session, text: str, source: str, reason: str, by: s
             migrated += 1
         session.flush()
     return Applied(number, new.content_hash(), in_flight, migrated, moved)
+
+
+def _one_apply_at_a_time(session: Session) -> None:
+    """Two admins applying at once take turns: the second numbers its version after the first's.
+
+    SQLite's writers already take turns; on PostgreSQL a transaction lock is held until the apply commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_CLASS, POLICY_LOCK)))
 
 
 def rollback_policy(*, session: Session, number: int, reason: str, by: str, in_flight: str | None,

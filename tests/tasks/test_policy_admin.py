@@ -1,5 +1,6 @@
 """Policy versions: the preview of a change, apply with keep or migrate, rollback, refusals."""
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,3 +178,28 @@ def test_apply_needs_a_reason_and_a_change(directory):
         apply(BASE, "keep")
     with pytest.raises(PolicyError, match="keep or migrate"):
         apply(with_complaint_handling("3 working_days"), "later")
+
+
+def test_two_admins_applying_at_once_take_turns(directory):
+    second_started, results = threading.Event(), {}
+
+    def second() -> None:
+        second_started.set()
+        results["second"] = apply(with_complaint_handling("4 working_days"), "keep", reason="four days")
+
+    with session_scope() as session:
+        results["first"] = apply_policy(session=session, text=with_complaint_handling("3 working_days"),
+                                        source="new.yaml", reason="three days", by="admin-zhao", in_flight="keep",
+                                        at=AT).number
+        thread = threading.Thread(target=second)
+        thread.start()
+        second_started.wait(5)
+        thread.join(1)  # the second waits for the first to commit
+        assert thread.is_alive()
+    thread.join(30)
+    assert results == {"first": 1, "second": 2}
+    with session_scope(readonly=True) as session:
+        rows = session.scalars(select(PolicyVersion).order_by(PolicyVersion.number)).all()
+        assert [(row.number, row.reason, row.current) for row in rows] == [
+            (1, "three days", False), (2, "four days", True)]
+        assert current_policy(session).version == 2
