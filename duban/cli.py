@@ -61,18 +61,20 @@ def directory_load(file: Path = typer.Argument(DEMO_DIRECTORY, help="YAML or CSV
 @policy_app.command("check")
 def policy_check(file: Path = typer.Argument(None, help="policy file (default: the one in force)"),
                  today: str = typer.Option(None, help="check as of this date (YYYY-MM-DD)")) -> None:
-    """Validate a policy file; exit non-zero with every problem named by key and line."""
+    """Validate a policy file as `policy apply` would; exit non-zero with every problem named by key and line."""
     from duban.settings import get_settings
     from models.policy import load_policy, policy_warnings
+    from models.policy_checks import consistency_problems
 
     path = file or get_settings().policy_file
     try:
         policy = load_policy(path)
     except DubanError as exc:
         fail(str(exc))
-    problems = _reference_problems(policy)
+    problems = consistency_problems(policy) + _reference_problems(policy)
     if problems:
-        fail(f"{path}: refers to codes the directory does not have:\n  " + "\n  ".join(problems))
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        fail(f"{path}: refused, {count}:\n  " + "\n  ".join(problems))
     for warning in policy_warnings(policy, date.fromisoformat(today) if today else date.today()):
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"{path}: ok ({policy.name})")

@@ -79,6 +79,21 @@ def test_policy_check_names_key_and_line_of_a_broken_policy(tmp_path):
     assert f":{index + 1}:" in result.stderr and "handling" in result.stderr and "working_days" in result.stderr
 
 
+def test_policy_check_refuses_what_apply_would_refuse(tmp_path):
+    # A narrower routing rule after the broader one that already matches all its orders: apply refuses it.
+    text_ = (ROOT / "policy.yaml").read_text(encoding="utf-8")
+    narrow = ("    - {category: hr_social_security.remote_medical_settlement, lead: medical_security, "
+              "assist: [hrss]}\n")
+    broad = "    - {category: hr_social_security, lead: hrss}\n"
+    assert narrow in text_ and broad in text_
+    shadowed = tmp_path / "policy.yaml"
+    shadowed.write_text(text_.replace(narrow, "").replace(broad, broad + narrow), encoding="utf-8")
+    result = run("policy", "check", str(shadowed), "--today", "2026-06-01",
+                 env={"DUBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'duban.db'}"})
+    assert result.returncode == 1
+    assert "refused, 1 problem" in result.stderr and "routing.rules[5]: never used" in result.stderr
+
+
 def test_policy_check_warns_in_november_when_next_year_is_missing(tmp_path):
     result = run("policy", "check", "policy.yaml", "--today", "2026-11-30",
                  env={"DUBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'duban.db'}"})
