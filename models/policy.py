@@ -17,12 +17,10 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from duban.errors import PolicyError
 from models.calendar import Amount, TimeUnit, WorkCalendar
 from models.policy_schema import (
-    STAGE_NAMES,
     CalendarPolicy,
     Escalation,
     Extensions,
     HotSpots,
-    KeyPath,
     KnowledgeBase,
     Recipients,
     Routing,
@@ -31,9 +29,8 @@ from models.policy_schema import (
     Stages,
     StagesPolicy,
     TimeLimits,
-    problems,
-    shown,
 )
+from models.policy_values import STAGE_NAMES, KeyPath, problems, shown
 
 __all__ = ["Policy", "check_references", "load_policy", "parse_policy", "policy_warnings"]
 

@@ -1,7 +1,8 @@
 """Checks on a whole policy beyond its schema: rules that can never apply, stages that never run."""
 
 from models.policy import Policy
-from models.policy_schema import STAGE_NAMES, RouteRule, RuleMatch, category_matches
+from models.policy_schema import RouteRule, RuleMatch
+from models.policy_values import STAGE_NAMES, category_matches
 
 
 def consistency_problems(policy: Policy) -> list[str]:

@@ -18,7 +18,7 @@ from models.base import utcnow
 from models.directory import Category, Unit
 from models.enums import ActorKind, Decision
 from models.lifecycle import Action
-from models.policy_schema import category_matches
+from models.policy_values import category_matches
 from models.requests import ExtensionRequest
 from models.work_order import Assignment, WorkOrder
 from tasks import held

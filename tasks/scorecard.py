@@ -18,7 +18,7 @@ from models.base import utcnow
 from models.calendar import WorkCalendar
 from models.directory import Unit
 from models.enums import AssignmentRole, Decision, Satisfaction
-from models.policy_schema import SCORE_KEYS
+from models.policy_values import SCORE_KEYS
 from models.requests import ReturnRequest, ReturnVisit
 from models.supervision import Article, SupervisionCase
 from models.supervision_records import Escalation, SupervisionFlag

@@ -13,7 +13,7 @@ from models.calendar import Amount, add_working_time
 from models.enums import ActorKind
 from models.lifecycle import Action
 from models.policy import Policy
-from models.policy_schema import category_matches
+from models.policy_values import category_matches
 from tasks.history_format import EventRecord
 
 ON_SITE_REJECTION = "在须现场核实的类别中退单未附现场核实证据（照片或核实说明），系统自动驳回"

@@ -16,7 +16,7 @@ from duban.db import session_scope
 from duban.errors import NotificationError
 from models.directory import Category, District, Unit
 from models.enums import Status
-from models.policy_schema import RUNG_ORDER
+from models.policy_values import RUNG_ORDER
 from models.records import Notification
 from models.supervision import Article
 from models.work_order import WorkOrder
