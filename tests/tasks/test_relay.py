@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -147,17 +149,15 @@ def test_a_partial_refusal_is_never_marked_sent_a_4xx_retries_the_refused_addres
     assert len(smtp.wait_for(3)) == 3 and notice.delivered_to == [unit_email]
 
 
-def test_a_relay_killed_between_the_commit_and_the_send_leaves_every_notice_to_the_next_pass(smtp, monkeypatch):
-    use_settings(monkeypatch, relay_lease_s="30")
-    order_in(Status.DISPATCHED)
-    # The relay is killed while the server holds its first mail: claimed, not sent, not marked.
-    smtp.script = ["hold"]
+@contextmanager
+def _relay_killed_while_the_server_holds(smtp, script: list[str]) -> Iterator[None]:
+    """`duban relay --once` in a subprocess, killed -9 after the block while the server holds a mail's DATA."""
+    smtp.script = script
     relay = subprocess.Popen([sys.executable, "-m", "duban", "relay", "--once"], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        assert smtp.holding.wait(60), "the relay subprocess never reached DATA"
-        claimed = _notice()
-        assert claimed.send_state == "pending" and claimed.attempts == 1 and claimed.claimed_until is not None
+        assert smtp.holding.wait(60), f"the relay subprocess never reached the held DATA of {script}"
+        yield
         os.kill(relay.pid, signal.SIGKILL)
         relay.wait(10)
     finally:
@@ -165,6 +165,15 @@ def test_a_relay_killed_between_the_commit_and_the_send_leaves_every_notice_to_t
             os.killpg(relay.pid, signal.SIGKILL)
             relay.wait(10)
         smtp.release.set()
+
+
+def test_a_relay_killed_between_the_commit_and_the_send_leaves_every_notice_to_the_next_pass(smtp, monkeypatch):
+    use_settings(monkeypatch, relay_lease_s="30")
+    order_in(Status.DISPATCHED)
+    # The relay is killed while the server holds its first mail: claimed, not sent, not marked.
+    with _relay_killed_while_the_server_holds(smtp, ["hold"]):
+        claimed = _notice()
+        assert claimed.send_state == "pending" and claimed.attempts == 1 and claimed.claimed_until is not None
     assert relay_once().claimed == 0, "the dead relay's lease still holds its notices"
     assert relay_once(now=utcnow() + timedelta(seconds=31)).sent == 2
     mails = smtp.wait_for(2)
@@ -176,19 +185,8 @@ def test_a_notice_sent_but_not_yet_recorded_when_the_relay_dies_goes_out_again_a
     use_settings(monkeypatch, relay_lease_s="30")
     order_in(Status.DISPATCHED)
     # Sent notices are recorded in groups: the first is accepted, the relay dies holding the second.
-    smtp.script = ["accept", "hold"]
-    relay = subprocess.Popen([sys.executable, "-m", "duban", "relay", "--once"], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        assert smtp.holding.wait(60), "the relay subprocess never reached the second DATA"
-        os.kill(relay.pid, signal.SIGKILL)
-        relay.wait(10)
-    finally:
-        if relay.poll() is None:
-            os.killpg(relay.pid, signal.SIGKILL)
-            relay.wait(10)
-        smtp.release.set()
-    [first] = smtp.wait_for(1)
+    with _relay_killed_while_the_server_holds(smtp, ["accept", "hold"]):
+        [first] = smtp.wait_for(1)
     with session_scope(readonly=True) as session:
         assert set(session.scalars(select(Notification.send_state))) == {"pending"}
     assert relay_once(now=utcnow() + timedelta(seconds=31)).sent == 2
