@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -156,40 +155,3 @@ def own_order_numbers(monkeypatch) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     monkeypatch.setenv("DUBAN_CITY_CODE", "T" + "ABCDEFGHIJ"[int(worker) % 10] + next(_CODES))
     get_settings.cache_clear()
-
-
-@pytest.fixture(scope="session")
-def real_clock_policy(tmp_path_factory) -> Path | None:
-    """policy.yaml with this year and next entered where chinese-calendar stops short.
-
-    Tests that act on the real clock set deadlines weeks ahead (in December, into next year). The library knows
-    the State Council's arrangement only up to its release's last year; past it, policy.yaml must name the
-    year, as an admin does once the arrangement is published. These tests enter only the days off fixed by
-    date in law (New Year's Day, 1-2 May, 1-3 October): the tests' calendar, not the year's arrangement.
-    """
-    from models.policy_values import library_covers
-
-    this_year = date.today().year
-    missing = [year for year in (this_year, this_year + 1) if not library_covers(year)]
-    if not missing:
-        return None
-    days_off = [f"{year}-{day}" for year in missing for day in ("01-01", "05-01", "05-02", "10-01", "10-02", "10-03")]
-    text = (ROOT / "policy.yaml").read_text(encoding="utf-8")
-    empty = "\n  holidays: []\n  workdays: []\n  years: []\n"
-    assert text.count(empty) == 1, "policy.yaml's calendar has entries of its own now: merge these with them"
-    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    path.write_text(text.replace(empty, f"\n  holidays: [{', '.join(days_off)}]\n  workdays: []\n"
-                                        f"  years: {missing}\n"), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def on_the_real_clock(real_clock_policy, monkeypatch) -> None:
-    """The test and the processes it starts run on a policy whose calendar covers the coming weeks."""
-    from duban.settings import get_settings
-    from tasks.policy_store import forget_policies
-
-    if real_clock_policy is not None:
-        monkeypatch.setenv("DUBAN_POLICY_FILE", str(real_clock_policy))
-        get_settings.cache_clear()
-        forget_policies()

@@ -55,9 +55,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _numbered(own_order_numbers, on_the_real_clock) -> None:
-    """Each fault test numbers its orders under a city code of its own (runs on the shared server), on a calendar
-    that covers the coming weeks."""
+def _numbered(own_order_numbers) -> None:
+    """Each fault test numbers its orders under a city code of its own (runs on the shared server)."""
 
 
 @pytest.fixture

@@ -4,5 +4,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _numbered(own_order_numbers, on_the_real_clock) -> None:
-    """Every flow test numbers its orders under a city code of its own, on a calendar that covers the coming weeks."""
+def _numbered(own_order_numbers) -> None:
+    """Every flow test numbers its orders under a city code of its own."""

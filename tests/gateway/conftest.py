@@ -33,9 +33,8 @@ class Server:
 
 
 @pytest.fixture(autouse=True)
-def settings_read_afresh(on_the_real_clock) -> Iterator[None]:
-    """Set up before, and so torn down after, the environment a test changes (a calendar that covers the coming
-    weeks among it): no later test sees its settings."""
+def settings_read_afresh() -> Iterator[None]:
+    """Set up before, and so torn down after, the environment a test changes: no later test sees its settings."""
     yield
     get_settings.cache_clear()
 

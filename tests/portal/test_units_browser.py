@@ -28,7 +28,7 @@ ON_SITE = "city_appearance_life_services.manhole_covers"
 
 
 @pytest.fixture(autouse=True)
-def _numbered(own_order_numbers, on_the_real_clock) -> None:
+def _numbered(own_order_numbers) -> None:
     """Order numbers of this test's own: the runs of the last test share the Prefect server with others."""
 
 

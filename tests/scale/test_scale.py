@@ -15,7 +15,7 @@ from tests.scale.party import SCENARIOS, Party, mail_server, talking_to
 ORDERS = int(os.environ.get("DUBAN_SCALE_ORDERS", "15"))
 
 
-def test_the_documented_deployment_takes_every_order_where_its_scenario_says(tmp_path, on_the_real_clock):
+def test_the_documented_deployment_takes_every_order_where_its_scenario_says(tmp_path):
     smtp, mailbox = mail_server()
     deployment = Scaled(tmp_path, smtp_port=smtp.port)
     try:

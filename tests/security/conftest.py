@@ -9,8 +9,8 @@ from tests.portal.test_units_browser import browser  # noqa: F401 - the module's
 
 
 @pytest.fixture(autouse=True)
-def _numbered(own_order_numbers, on_the_real_clock) -> None:
-    """Each test numbers its orders under a city code of its own, on a calendar that covers the coming weeks."""
+def _numbered(own_order_numbers) -> None:
+    """Each test numbers its orders under a city code of its own."""
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ def local(*args: int) -> datetime:
 
 
 def use_policy(tmp_path: Path, monkeypatch, **replacements: str) -> None:
-    """Run on policy.yaml with lines replaced, e.g. max_returns="9" (the key's value in the file)."""
-    text = (ROOT / "policy.yaml").read_text(encoding="utf-8")
+    """Run on the suite's policy.yaml with lines replaced, e.g. max_returns="9" (the key's value in the file)."""
+    text = get_settings().policy_file.read_text(encoding="utf-8")
     for key, value in replacements.items():
         lines = [line for line in text.splitlines() if line.strip().startswith(f"{key}:")]
         assert len(lines) == 1, key

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from duban.db import session_scope
 from duban.errors import PolicyError
+from duban.settings import get_settings
 from models.enums import Status
 from models.records import Event, PolicyVersion
 from models.work_order import WorkOrder
@@ -17,7 +18,7 @@ from tasks.policy_store import current_policy
 from tests.factories import T0, new_order, order_in
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = (ROOT / "policy.yaml").read_text(encoding="utf-8")
+BASE = get_settings().policy_file.read_text(encoding="utf-8")  # version 0: the suite's policy.yaml
 NOISE = "{category: city_appearance_life_services.noise, lead: ecology_environment, assist: [public_security]}"
 AT = T0 + timedelta(days=1)
 
