@@ -168,7 +168,7 @@ class WorkCalendar:
         if end <= start:
             return 0.0
         first, offset = self._position(start)
-        last, end_offset = self._position(end)
+        last, end_offset = self._end_position(end)
         if first == last:
             return (end_offset - offset) / _US_PER_SECOND
         total = self._day_us - offset + end_offset
@@ -197,6 +197,14 @@ class WorkCalendar:
                 if now < end:
                     return d, before + now - start
         return self._next_workday(d), 0
+
+    def _end_position(self, moment: datetime) -> tuple[date, int]:
+        """As _position, but a moment after a working day's last period is the end of that day: counting up to
+        it needs no later day (which may fall in a year nobody has entered yet, for a deadline of 31 December)."""
+        local = moment.astimezone(self.tz)
+        if _time_us(local) >= self._spans[-1][1] and self.is_workday(local.date()):
+            return local.date(), self._day_us
+        return self._position(moment)
 
     def _instant(self, d: date, offset: int, at_period_end: bool) -> datetime:
         """UTC instant `offset` working microseconds into workday `d`; a boundary gives a period end if asked."""

@@ -110,6 +110,15 @@ def test_2027_is_not_covered_until_entered() -> None:
     assert isinstance(caught.value, ValueError)
 
 
+def test_working_time_up_to_the_last_evening_of_a_covered_year_needs_no_later_year() -> None:
+    # A deadline on 31 December after hours (an extension to that day): its warning is counted within 2026.
+    # The default periods: 09:00-12:00 and 13:30-17:30, seven working hours.
+    assert CAL.working_seconds_between(at(2026, 12, 31, 10), at(2026, 12, 31, 18)) == 6 * 3600
+    assert CAL.working_seconds_between(at(2026, 12, 30, 18), at(2026, 12, 31, 23, 59)) == 7 * 3600
+    with pytest.raises(CalendarNotCovered, match="2027"):
+        CAL.working_seconds_between(at(2026, 12, 31, 9), at(2027, 1, 4, 9))
+
+
 def test_2027_works_once_entered_in_policy() -> None:
     cal = WorkCalendar(extra_years=frozenset({2027}), extra_holidays=frozenset({date(2027, 1, 1)}))
     assert cal.covers(2027)
