@@ -141,8 +141,10 @@ def fire_due(*, order_id: int, now: datetime) -> list[Fired] | None:
         # One UPDATE of the order, however many rungs a long outage left to catch up.
         with session.no_autoflush:
             fired = fire_order(session, order=order, now=now)
-        _write_clock_columns(session, order)
-    if any(f.case_id is not None for f in fired):
+        opened_case = any(f.case_id is not None for f in fired)
+        if not opened_case:
+            _write_clock_columns(session, order)
+    if opened_case:
         from tasks.runs import wake_order_run
 
         wake_order_run(order_id)
@@ -186,7 +188,9 @@ def _write_clock_columns(session: Session, order: WorkOrder) -> None:
 
     A decision form carries the version it was drawn for, and a changed version refuses it as stale: a warning
     firing while a supervisor reads the reply must not throw their decision away. The version still guards
-    this write (the row is the sweeper's: locked on PostgreSQL, under the write lock on SQLite).
+    this write (the row is the sweeper's: locked on PostgreSQL, under the write lock on SQLite). A rung that
+    opens a case is written the versioned way instead: the order's run must then offer the case's decision,
+    and a run the sweep could not wake is found by the reconciler by its version.
     """
     state = inspect(order)
     changed = {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}

@@ -77,6 +77,7 @@ def test_every_rung_fires_once_at_its_working_time_across_the_spring_festival(di
     overdue_to = dict(notices(order_id))["overdue_notice"]
     assert len(overdue_to) == 2 and all("@" in r for r in overdue_to)  # the unit and its leader
     assert order(order_id).next_due_at is None
+    assert order(order_id).version == version + 1  # the case rung alone moved it: the run offers the case
 
 
 def test_an_outage_over_every_deadline_is_caught_up_once(directory):
