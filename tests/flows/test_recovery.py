@@ -4,15 +4,18 @@ import os
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from duban.settings import get_settings
-from tasks import actions
 from tasks.runs import reconcile_runs
+from tasks.sweep import fire_due
 from tests.flows import driver as d
 from tests.flows.test_lifecycle import dispatched_orders
+from tests.prefect_fixtures import free_port
 
 
 def _state(order_id: int):
@@ -89,3 +92,18 @@ def test_stale_supervisor_decision_is_refused_and_the_form_offered_again(worker)
     d.reject(order_id)
     _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("unit-sign"))
     assert d.events(order_id).count("return_rejected") == 1
+
+
+def test_a_case_the_clock_could_not_tell_the_run_about_is_offered_once_the_reconciler_wakes_it(worker):
+    (order_id,) = dispatched_orders(1)
+    _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("unit-sign"))
+    # The clock fires every rung of the sign-for deadline while it cannot reach Prefect: the case is opened
+    # and the run, waiting for the unit, is not woken.
+    unreachable = f"http://127.0.0.1:{free_port()}/api"
+    with temporary_settings({PREFECT_API_URL: unreachable, PREFECT_CLIENT_MAX_RETRIES: 0}):
+        fired = fire_due(order_id=order_id, now=datetime.now(UTC) + timedelta(days=10))
+    assert "case" in {f.rung for f in fired}
+    assert _state(order_id).state_details.pause_key.startswith("unit-sign")
+
+    assert reconcile_runs().woken == [d.number(order_id)]
+    _wait_for(order_id, lambda s: s.is_paused() and s.state_details.pause_key.startswith("case-decision"))
