@@ -70,11 +70,11 @@ _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or str(os.getpid())
 _PG_DATABASES: list[str] = []
 
 
-def _worker_pg_url() -> str:
-    """This process's PostgreSQL database, created on first use and dropped at the end of the session."""
+def _worker_pg_url(purpose: str = "") -> str:
+    """This process's PostgreSQL database (one per purpose), created on first use, dropped at the session's end."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     url = make_url(PG_URL)
-    name = f"{url.database}_duban_{_RUN}_{worker}"
+    name = f"{url.database}_duban_{_RUN}_{worker}{purpose}"
     if name not in _PG_DATABASES:
         admin = create_engine(url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -134,11 +134,35 @@ def db_url(request, tmp_path, monkeypatch) -> Iterator[str]:
 @pytest.fixture
 def directory(db_url) -> str:
     """The demo directory loaded into the test database."""
+    _load_directory()
+    return db_url
+
+
+def _load_directory() -> None:
     from tasks.directory import load_directory
 
     with session_scope() as session:
         load_directory(session=session, path=ROOT / "duban" / "data" / "directory.yaml")
-    return db_url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_directory(request, tmp_path_factory) -> Iterator[str]:
+    """One database with the demo directory for a whole module whose tests each make their own orders and look
+    only at those (the transition matrix's ~300 cases, which would otherwise each empty a database and load
+    the directory: a third of a second apiece). It is a database of its own, apart from db_url's."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('shared') / 'duban.db'}"
+    else:
+        url = _worker_pg_url("_shared")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DUBAN_DATABASE_URL", url)
+        reset_engines()
+        forget_policies()
+        _empty(get_engine(url))
+        _load_directory()
+        yield url
+        reset_engines()
+        forget_policies()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-"""The transition matrix, actor rights, versions, and concurrent writers on both databases."""
+"""Actor rights, versions, batches and concurrent writers on both databases (the matrix: test_transition_matrix)."""
 
 import multiprocessing as mp
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,11 +11,8 @@ from models.enums import ActorKind, Status
 from models.lifecycle import TRANSITIONS, Action
 from models.records import Event, Notification
 from models.work_order import Assignment, WorkOrder
-from tests.factories import PATHS, SUPERVISOR, T0, actor_and_payload, lead_actor, order_in
+from tests.factories import PATHS, SUPERVISOR, lead_actor, order_in
 from tasks.transitions import Actor, transition
-
-PAIRS = [(status, action) for status in Status for action in Action]
-
 
 def _counts(order_id: int) -> tuple[int, int, str, int]:
     with session_scope(readonly=True) as session:
@@ -24,30 +20,6 @@ def _counts(order_id: int) -> tuple[int, int, str, int]:
         notices = session.scalar(select(func.count()).select_from(Notification))
         order = session.get(WorkOrder, order_id)
         return events, notices, order.status, order.version
-
-
-@pytest.mark.parametrize(("status", "action"), PAIRS, ids=[f"{s}-{a}" for s, a in PAIRS])
-def test_transition_matrix(directory, status, action):
-    order_id = order_in(status)
-    actor, payload = actor_and_payload(order_id, action)
-    before = _counts(order_id)
-    at = T0 + timedelta(hours=2)
-    if status in TRANSITIONS[action].sources:
-        change = transition(order_id=order_id, action=action, actor=actor, at=at, payload=payload)
-        events, _, new_status, version = _counts(order_id)
-        assert events == before[0] + 1
-        assert new_status == TRANSITIONS[action].target == change.target
-        assert version == before[3] + 1
-        with session_scope(readonly=True) as session:
-            last = session.scalars(select(Event).where(Event.work_order_id == order_id)
-                                   .order_by(Event.id.desc())).first()
-            assert (last.name, last.from_status, last.to_status, last.at) == (
-                TRANSITIONS[action].event, status, new_status, at)
-    else:
-        with pytest.raises(InvalidTransition) as caught:
-            transition(order_id=order_id, action=action, actor=actor, at=at, payload=payload)
-        assert str(status) in str(caught.value) and str(action) in str(caught.value)
-        assert _counts(order_id) == before
 
 
 def test_every_status_is_reachable_by_its_path(directory):
