@@ -15,7 +15,7 @@ def search_runs(page: Page, number: str, run_id: UUID) -> Locator:
     The list renders only the rows in view, and the session's server holds every earlier test's runs, so a run
     is looked for by name, as a supervisor does, rather than in the unfiltered list.
     """
-    page.locator("input[placeholder='Search by flow run name']:visible").first.fill(number)
+    page.get_by_placeholder("Search by flow run name").filter(visible=True).first.fill(number)
     link = page.locator(f"a[href$='/runs/flow-run/{run_id}']").first
     link.wait_for(timeout=60_000)
     return link
