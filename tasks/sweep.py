@@ -193,7 +193,7 @@ def _write_clock_columns(session: Session, order: WorkOrder) -> None:
     and a run the sweep could not wake is found by the reconciler by its version.
     """
     state = inspect(order)
-    changed = {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}
+    changed = {key: state.dict[key] for key in state.committed_state}  # the attributes set since the load
     if not changed or not changed.keys() <= _CLOCK_COLUMNS:
         return  # anything more is a change to the order, written by the ORM's versioned UPDATE
     table = WorkOrder.__table__
